@@ -1,0 +1,15 @@
+"""LambdaLab's execution-environment engine: real, jailed, long-lived Lambda environments.
+
+    from sandbox import EnvironmentPool, FunctionSpec
+
+    with EnvironmentPool(on_event=print) as pool:
+        result = pool.invoke(FunctionSpec(source=code), {"hello": "world"})
+
+Plain Python: no Django, no Celery.
+"""
+
+from .environment import InvokeResult
+from .pool import EnvironmentPool, PoolCapacityError, PoolError
+from .spec import FunctionSpec
+
+__all__ = ["EnvironmentPool", "FunctionSpec", "InvokeResult", "PoolCapacityError", "PoolError"]

@@ -1,0 +1,225 @@
+"""Jails: what the host provides (state folder, runtime files, uids) and the bwrap command.
+
+The jail sees a Lambda-like filesystem and nothing of the host's own::
+
+    /usr (read-only, the system's)   /bin /lib /lib64 /sbin -> usr/...
+    /var/lang/bin/python3 -> the runtime interpreter (a real binary in /usr)
+    /var/runtime   our agent and Python runtime (read-only)
+    /var/task      the function's code (read-only)
+    /opt           empty (layers come later)
+    /tmp           private tmpfs of the configured size
+    /proc /dev     the jail's own
+
+The root itself is a read-only tmpfs. New user, pid, net, ipc, uts and cgroup
+namespaces; the jail's loopback is its own, so 127.0.0.1 is not the host's.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+RUNTIME_SOURCE = Path(__file__).resolve().parent / "runtime"
+RUNTIME_FILES = ("agent.py", "bootstrap.py", "frames.py")
+JAIL_UID, JAIL_GID = 993, 990  # Lambda's sbx_user1051
+UID_BASE = 1_000_000
+UIDS_PER_POOL = 4096
+
+
+class JailError(Exception):
+    """The jail could not be built on this host."""
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap", path="/usr/bin:/usr/local/bin:/bin")
+
+
+def runtime_python() -> str:
+    """The interpreter jails run: a real binary under /usr, which the jail binds."""
+    configured = os.environ.get("LAMBDALAB_RUNTIME_PYTHON")
+    candidates = [configured] if configured else [sys.executable, "/usr/bin/python3"]
+    for candidate in candidates:
+        if not candidate:
+            continue
+        real = os.path.realpath(candidate)
+        if real.startswith("/usr/") and os.access(real, os.X_OK):
+            return real
+    raise JailError(
+        "no runtime interpreter under /usr: install Debian's python3 or set "
+        "LAMBDALAB_RUNTIME_PYTHON to a Python binary under /usr"
+    )
+
+
+def state_dir() -> Path:
+    """Where code and runtime files live: traversable, not listable, by jail uids."""
+    configured = os.environ.get("LAMBDALAB_STATE_DIR")
+    if configured:
+        path = Path(configured)
+    elif os.geteuid() == 0:
+        path = Path("/var/lib/lambdalab")
+    else:
+        path = Path(tempfile.gettempdir()) / f"lambdalab-{os.getuid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o711)
+    return path
+
+
+def prepare_runtime(python: str, root: Path) -> Path:
+    """Copy the in-jail files to ``root/runtime/<hash>`` and byte-compile them once."""
+    digest = hashlib.sha256(python.encode())
+    for name in RUNTIME_FILES:
+        digest.update((RUNTIME_SOURCE / name).read_bytes())
+    target = root / "runtime" / digest.hexdigest()[:16]
+    if (target / ".ready").exists():
+        return target
+    tmp = Path(tempfile.mkdtemp(prefix="runtime.", dir=root))
+    os.chmod(tmp, 0o755)
+    for name in RUNTIME_FILES:
+        shutil.copyfile(RUNTIME_SOURCE / name, tmp / name)
+        os.chmod(tmp / name, 0o644)
+    subprocess.run([python, "-I", "-m", "compileall", "-q", str(tmp)], check=True, timeout=60)
+    for path in tmp.rglob("*"):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    (tmp / ".ready").touch()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(target.parent, 0o711)
+    try:
+        os.rename(tmp, target)
+    except OSError:  # another pool got there first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def runtime_version(runtime_dir: Path) -> tuple[str, str]:
+    """(Runtime Version, Runtime Version ARN) for INIT_START, from our runtime's hash."""
+    digest = hashlib.sha256(runtime_dir.name.encode() + sys.version.encode()).hexdigest()
+    major, minor = sys.version_info[:2]
+    return (
+        f"python:{major}.{minor}.lambdalab{runtime_dir.name[:6]}",
+        f"arn:aws:lambda:us-east-1::runtime:{digest}",
+    )
+
+
+def bwrap_argv(
+    *,
+    python: str,
+    runtime_dir: Path,
+    code_dir: Path,
+    tmp_bytes: int,
+    control_fd: int,
+    seccomp_fd: int | None,
+    hostname: str,
+) -> list[str]:
+    argv = [
+        bwrap_path() or "bwrap",
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--uid", str(JAIL_UID),
+        "--gid", str(JAIL_GID),
+        "--hostname", hostname,
+        "--ro-bind", "/usr", "/usr",
+    ]
+    for link in ("bin", "lib", "lib64", "sbin"):
+        if os.path.islink(f"/{link}"):
+            argv += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
+        elif os.path.isdir(f"/{link}"):
+            argv += ["--ro-bind", f"/{link}", f"/{link}"]
+    argv += [
+        "--proc", "/proc",
+        "--dev", "/dev",
+        "--size", str(tmp_bytes),
+        "--perms", "1777",
+        "--tmpfs", "/tmp",
+        "--dir", "/var/lang/bin",
+        "--symlink", python, "/var/lang/bin/python3",
+        "--symlink", python, f"/var/lang/bin/{os.path.basename(python)}",
+        "--ro-bind", str(runtime_dir), "/var/runtime",
+        "--ro-bind", str(code_dir), "/var/task",
+        "--dir", "/opt",
+        "--dir", "/etc",
+        "--remount-ro", "/",
+        "--chdir", "/var/task",
+    ]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
+    argv += [python, "-I", "-S", "/var/runtime/agent.py", str(control_fd)]
+    return argv
+
+
+class UidAllocator:
+    """One unprivileged host uid per live environment of this pool (root only).
+
+    Distinct uids keep RLIMIT_NPROC per environment and stop one jail's
+    processes from being the same user as another's.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = os.geteuid() == 0
+        self._base = UID_BASE + (os.getpid() % 1000) * UIDS_PER_POOL
+        self._free = list(range(UIDS_PER_POOL - 1, -1, -1))
+        self._lock = threading.Lock()
+
+    def acquire(self) -> int | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            if not self._free:
+                raise JailError("no free uid for a new environment")
+            return self._base + self._free.pop()
+
+    def release(self, uid: int | None) -> None:
+        if uid is not None:
+            with self._lock:
+                self._free.append(uid - self._base)
+
+
+class Spawner:
+    """Starts every jail from one long-lived thread.
+
+    bwrap's --die-with-parent is PR_SET_PDEATHSIG, which fires when the
+    *thread* that forked it exits; callers' threads come and go.
+    """
+
+    def __init__(self) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lambdalab-spawner")
+
+    def spawn(self, argv, *, pass_fds, uid, cgroup_fds) -> subprocess.Popen:
+        return self._executor.submit(self._spawn, argv, pass_fds, uid, cgroup_fds).result(timeout=30)
+
+    @staticmethod
+    def _spawn(argv, pass_fds, uid, cgroup_fds) -> subprocess.Popen:
+        def join_cgroups() -> None:  # in the child, after the uid drop, before exec
+            for fd in cgroup_fds:
+                os.write(fd, b"0")
+
+        kwargs = {}
+        if uid is not None:
+            kwargs.update(user=uid, group=uid, extra_groups=[])
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            close_fds=True,
+            pass_fds=pass_fds,
+            env={},  # bwrap's own environment is readable in the jail via /proc/1/environ
+            cwd="/",
+            preexec_fn=join_cgroups if cgroup_fds else None,
+            **kwargs,
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,392 @@
+"""EnvironmentPool: the environments of one process, one invocation at a time each."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from . import cgroup, jail
+from .environment import (
+    SHUTDOWN_GRACE_S,
+    Environment,
+    EnvironmentLost,
+    InvokeResult,
+    Isolation,
+    _error_body,
+)
+from .isolation import probe
+from .spec import FunctionSpec
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_ENVIRONMENTS = 256
+MAX_EVENT_BYTES = 6 * 1024 * 1024
+
+
+class PoolError(Exception):
+    """The pool cannot take the call (closed, or at capacity)."""
+
+
+class PoolCapacityError(PoolError):
+    """Every environment slot is in use; Lambda would answer 429 TooManyRequestsException."""
+
+
+class EnvironmentPool:
+    """Creates, reuses, freezes and evicts execution environments.
+
+    ``invoke`` is thread-safe and blocks until the invocation's REPORT. A call
+    takes the most recently used idle environment of the same function
+    (warm), or starts a new one (cold). ``on_event`` receives every lifecycle
+    event (see ``sandbox.events``) on the invoking thread; it must be quick.
+    """
+
+    def __init__(
+        self,
+        on_event: Callable[[dict], Any] | None = None,
+        *,
+        max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
+        require: str = "partial",
+    ) -> None:
+        if max_environments < 1:
+            raise ValueError("max_environments must be at least 1")
+        self.on_event = on_event
+        self.max_environments = max_environments
+        self.isolation_report = probe()
+        if require == "strong" and self.isolation_report.level != "strong":
+            raise PoolError(f"isolation below strong here: {self.isolation_report.summary()}")
+        if self.isolation_report.blocking:
+            raise PoolError(f"cannot build jails here: {self.isolation_report.blocking}")
+        self._state_dir = jail.state_dir()
+        self._python = jail.runtime_python()
+        self._runtime_dir = jail.prepare_runtime(self._python, self._state_dir)
+        self._runtime_version = jail.runtime_version(self._runtime_dir)
+        controllers = self.isolation_report.cgroup_controllers
+        if controllers:
+            cgroup.clean_stale(controllers)
+        self._isolation = Isolation(
+            cgroup_controllers=controllers,
+            seccomp_program=self.isolation_report.seccomp_program,
+            pool_tag=cgroup.pool_tag(),
+        )
+        self._spawner = jail.Spawner()
+        self._uids = jail.UidAllocator()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._idle: dict[str, list[Environment]] = {}
+        self._all: dict[str, Environment] = {}
+        self._starting = 0
+        self._closed = False
+        self._code_lock = threading.Lock()
+        self._janitor = threading.Thread(target=self._evict_idle, name="lambdalab-janitor", daemon=True)
+        self._janitor.start()
+
+    # -- public -------------------------------------------------------------
+
+    def __enter__(self) -> EnvironmentPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def invoke(
+        self,
+        spec: FunctionSpec,
+        event: Any = None,
+        *,
+        request_id: str | None = None,
+        client_context: str | None = None,
+    ) -> InvokeResult:
+        """Run one invocation and return its result (never raises for the function's own failures)."""
+        payload = event if isinstance(event, (bytes, bytearray)) else json.dumps(event).encode()
+        if len(payload) > MAX_EVENT_BYTES:
+            raise ValueError(f"event: {len(payload)} bytes is over the 6 MB request limit")
+        request_id = request_id or str(uuid.uuid4())
+        env, cold = self._acquire(spec)
+        headers = {"client_context": client_context} if client_context else {}
+        try:
+            if cold:
+                env.start()
+            result = env.invoke(bytes(payload), request_id=request_id, cold=cold, headers=headers)
+        except EnvironmentLost as exc:
+            result = self._lost(env, request_id, cold, str(exc))
+        except BaseException:
+            self._discard(env, "failure")
+            raise
+        self._release(env)
+        return result
+
+    def provision(self, spec: FunctionSpec, n: int) -> list[str]:
+        """Initialise ``n`` environments ahead of calls (provisioned concurrency); their ids."""
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        with self._lock:
+            self._check_open()
+            if len(self._all) + self._starting + n > self.max_environments:
+                raise PoolCapacityError(
+                    f"cannot provision {n}: the pool holds at most {self.max_environments} environments"
+                )
+            self._starting += n
+        code_dir = self._code_dir(spec)
+
+        def one(_) -> Environment:
+            env = self._new_environment(spec, code_dir, "provisioned-concurrency")
+            try:
+                env.start()
+                env._freeze()
+            except BaseException:
+                env.destroy()
+                raise
+            return env
+
+        ready: list[Environment] = []
+        error = None
+        with ThreadPoolExecutor(min(n, 8)) as ex:
+            for fut in [ex.submit(one, i) for i in range(n)]:
+                try:
+                    ready.append(fut.result())
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    error = exc
+        with self._lock:
+            self._starting -= n
+            for env in ready:
+                env.state = "idle"
+                env.provisioned = True
+                self._all[env.id] = env
+                self._idle.setdefault(spec.key, []).append(env)
+            self._changed.notify_all()
+        if error is not None:
+            raise PoolError(f"provisioning failed: {error}") from error
+        return [env.id for env in ready]
+
+    def environments(self) -> list[dict]:
+        """A snapshot of every environment: id, function, state, counts."""
+        with self._lock:
+            return [
+                {
+                    "id": env.id,
+                    "function": env.spec.key,
+                    "function_name": env.spec.function_name,
+                    "state": env.state,
+                    "invocations": env.invocations,
+                    "initialization_type": env.initialization_type,
+                    "idle_s": round(time.monotonic() - env.last_used, 3),
+                }
+                for env in self._all.values()
+            ]
+
+    def shutdown_environment(self, environment_id: str, reason: str = "request") -> bool:
+        """Shut one idle environment down; False if it is busy or unknown."""
+        with self._lock:
+            env = self._all.get(environment_id)
+            if env is None or env.state != "idle":
+                return False
+            self._take_idle(env)
+        env.shutdown(reason)
+        self._forget(env)
+        return True
+
+    def close(self) -> None:
+        """Shut every environment down (idle ones at once, busy ones after their call)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._changed.notify_all()
+            envs = list(self._all.values())
+        deadline = time.monotonic() + SHUTDOWN_GRACE_S + 1
+        idle = [e for e in envs if e.state == "idle"]
+        for env in idle:
+            env.begin_shutdown("close")
+        for env in idle:
+            env.finish_shutdown(deadline)
+            self._forget(env)
+        # Busy environments are torn down by their invoking thread on release.
+        with self._lock:
+            end = time.monotonic() + 30
+            while self._all and time.monotonic() < end:
+                self._changed.wait(0.5)
+            leftovers = list(self._all.values())
+        for env in leftovers:
+            env.destroy()
+            self._forget(env)
+        self._janitor.join(timeout=5)
+        self._spawner.close()
+
+    # -- placement ------------------------------------------------------------
+
+    def _acquire(self, spec: FunctionSpec) -> tuple[Environment, bool]:
+        victim = None
+        with self._lock:
+            self._check_open()
+            idle = self._idle.get(spec.key)
+            if idle:
+                env = idle.pop()  # most recently used: keeps the fewest environments warm
+                env.state = "busy"
+                return env, False
+            if len(self._all) + self._starting >= self.max_environments:
+                victim = self._oldest_idle()
+                if victim is None:
+                    raise PoolCapacityError(
+                        f"all {self.max_environments} environments of this pool are busy; "
+                        "retry later (Lambda would answer 429 TooManyRequestsException)"
+                    )
+                self._take_idle(victim)
+            self._starting += 1
+        try:
+            if victim is not None:
+                victim.shutdown("capacity")
+                self._forget(victim)
+            env = self._new_environment(spec, self._code_dir(spec), "on-demand")
+        except BaseException:
+            with self._lock:
+                self._starting -= 1
+            raise
+        with self._lock:
+            self._starting -= 1
+            env.state = "busy"
+            self._all[env.id] = env
+        return env, True
+
+    def _release(self, env: Environment) -> None:
+        with self._lock:
+            if env.state == "dead":
+                pass
+            elif self._closed:
+                env.state = "closing"
+            else:
+                env.state = "idle"
+                self._idle.setdefault(env.spec.key, []).append(env)
+                self._changed.notify_all()
+                return
+        if env.state == "closing":
+            env.shutdown("close")
+        self._forget(env)
+
+    def _lost(self, env: Environment, request_id: str, cold: bool, why: str) -> InvokeResult:
+        """The environment broke down mid-call: a failure result, and it is gone."""
+        log.warning("environment %s lost: %s", env.id, why)
+        env.destroy()
+        env.emit("shutdown", reason="failure", detail=why[:200])
+        message = f"RequestId: {request_id} Error: execution environment failed: {why}"
+        return InvokeResult(
+            request_id=request_id,
+            environment_id=env.id,
+            cold=cold,
+            status="failure",
+            error_type="Sandbox.Failure",
+            payload=_error_body("Sandbox.Failure", message),
+            duration_ms=0.0,
+            billed_duration_ms=0,
+            max_memory_used_mb=0,
+            init_duration_ms=None,
+            report="",
+            function=env.spec.key,
+        )
+
+    def _discard(self, env: Environment, reason: str) -> None:
+        env.destroy()
+        env.emit("shutdown", reason=reason)
+        self._forget(env)
+
+    def _new_environment(self, spec: FunctionSpec, code_dir: Path, init_type: str) -> Environment:
+        return Environment(
+            spec=spec,
+            code_dir=code_dir,
+            runtime_dir=self._runtime_dir,
+            python=self._python,
+            isolation=self._isolation,
+            spawner=self._spawner,
+            uid=self._uids.acquire(),
+            emit=self._emit,
+            runtime_version=self._runtime_version,
+            initialization_type=init_type,
+        )
+
+    def _forget(self, env: Environment) -> None:
+        with self._lock:
+            if self._all.pop(env.id, None) is not None:
+                self._uids.release(env.uid)
+            self._take_idle(env)
+            self._changed.notify_all()
+
+    def _take_idle(self, env: Environment) -> None:
+        idle = self._idle.get(env.spec.key)
+        if idle and env in idle:
+            idle.remove(env)
+            env.state = "evicting"
+            if not idle:
+                del self._idle[env.spec.key]
+
+    def _oldest_idle(self) -> Environment | None:
+        candidates = [e for envs in self._idle.values() for e in envs]
+        return min(candidates, key=lambda e: e.last_used) if candidates else None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PoolError("the pool is closed")
+
+    def _code_dir(self, spec: FunctionSpec) -> Path:
+        target = self._state_dir / "code" / spec.code_sha256[:32]
+        if target.is_dir():
+            return target
+        with self._code_lock:
+            if not target.is_dir():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(target.parent, 0o711)
+                try:
+                    spec.write_code(target)
+                except FileExistsError:
+                    pass
+                except OSError:
+                    if not target.is_dir():
+                        raise
+        return target
+
+    def _emit(self, event: dict) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:  # a broken listener must not break the engine
+            log.exception("on_event callback failed")
+
+    # -- idle eviction --------------------------------------------------------
+
+    def _evict_idle(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                now = time.monotonic()
+                due, next_due = [], now + 60
+                for envs in self._idle.values():
+                    for env in envs:
+                        if getattr(env, "provisioned", False):
+                            continue
+                        at = env.last_used + env.spec.idle_timeout_s
+                        if at <= now:
+                            due.append(env)
+                        else:
+                            next_due = min(next_due, at)
+                for env in due:
+                    self._take_idle(env)
+                if not due:
+                    self._changed.wait(max(0.01, next_due - now))
+                    continue
+            for env in due:
+                env.begin_shutdown("idle")
+            deadline = time.monotonic() + SHUTDOWN_GRACE_S + 0.5
+            for env in due:
+                env.finish_shutdown(deadline)
+                self._forget(env)
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,640 @@
+"""The agent: LambdaLab's in-jail init process, the counterpart of Lambda's RAPID.
+
+It runs as the first process of the jail (under bwrap's pid 1), with an empty
+environment and one inherited socket to the host. It serves the real Runtime
+API on the jail's own loopback, starts the runtime (our Python runtime is
+forked from this process, so it shares its imported pages; any other runtime
+is exec'd from /var/task/bootstrap), collects the runtime's output and relays
+every state change to the host as a frame.
+
+It is single-threaded (one selector loop), so forking the runtime is safe.
+Only the standard library is used: this file runs inside the jail.
+"""
+
+import errno
+import gc
+import os
+import re
+import resource
+import selectors
+import signal
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bootstrap  # noqa: E402  (pre-imported: forked runtimes share its pages)
+import frames  # noqa: E402
+
+API_HOST, API_PORT = "127.0.0.1", 9001
+PREFIX = "/2018-06-01/runtime"
+MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # 6,291,556 bytes, as Lambda's RAPID
+MAX_REQUEST_HEAD = 64 * 1024
+MAX_CONNECTIONS = 32
+# Output forwarded per phase; the host enforces its own bound as well.
+LOG_LIMIT = 256 * 1024 + 1
+READ_CHUNK = 64 * 1024
+ERROR_TYPE = re.compile(r"^(Runtime|Function|Extension)\.[A-Z][a-zA-Z]+$")
+SIGNAL_NAMES = {
+    signal.SIGKILL: "killed",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGABRT: "aborted",
+    signal.SIGTERM: "terminated",
+    signal.SIGBUS: "bus error",
+    signal.SIGILL: "illegal instruction",
+    signal.SIGFPE: "floating point exception",
+    signal.SIGINT: "interrupt",
+    signal.SIGHUP: "hangup",
+    signal.SIGPIPE: "broken pipe",
+    signal.SIGQUIT: "quit",
+    signal.SIGXCPU: "CPU time limit exceeded",
+    signal.SIGXFSZ: "file size limit exceeded",
+}
+REASONS = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    411: "Length Required",
+    413: "Request Entity Too Large",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}
+
+
+def exit_description(status: int) -> str:
+    """Describe a wait status as Lambda does ('exit status 1', 'signal: killed')."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return "signal: " + SIGNAL_NAMES.get(sig, signal.Signals(sig).name.lower())
+    return f"exit status {os.WEXITSTATUS(status)}"
+
+
+class Connection:
+    """One HTTP/1.1 keep-alive connection from the runtime."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.close_after_write = False
+        self.request = None  # (method, path, headers) once the head is parsed
+        self.body_length = 0
+
+
+class Runtime:
+    def __init__(self, pid: int, pidfd: int, log_fd: int, status_fd: int | None) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.log_fd = log_fd
+        self.status_fd = status_fd
+
+
+class Agent:
+    def __init__(self, ctrl_fd: int) -> None:
+        self.ctrl = socket.socket(fileno=ctrl_fd)
+        self.ctrl.setblocking(True)
+        self.reader = frames.FrameReader()
+        self.sel = selectors.DefaultSelector()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((API_HOST, API_PORT))
+        self.listener.listen(16)
+        self.listener.setblocking(False)
+        self.sel.register(self.ctrl, selectors.EVENT_READ, "ctrl")
+        self.sel.register(self.listener, selectors.EVENT_READ, "accept")
+        self.conns: dict[int, Connection] = {}
+        self.runtime: Runtime | None = None
+        self.config: dict = {}
+        # none: no runtime; init: runtime starting; ready: waiting for work;
+        # busy: an invocation is out; failed: init reported an error.
+        self.state = "none"
+        self.parked: Connection | None = None
+        self.pending: tuple[dict, bytes] | None = None
+        self.current_id: str | None = None
+        self.log_sent = 0
+        self.log_dropped = 0
+        self.shutting_down = False
+
+    # -- host channel -------------------------------------------------------
+
+    def send(self, header: dict, body: bytes = b"") -> None:
+        try:
+            self.ctrl.sendall(frames.encode(header, body))
+        except OSError:
+            os._exit(0)  # the host is gone; nothing left to serve
+
+    def on_ctrl(self) -> None:
+        try:
+            data = self.ctrl.recv(1 << 20)
+        except BlockingIOError:
+            return
+        if not data:
+            self.kill_all()
+            os._exit(0)
+        for header, body in self.reader.feed(data):
+            kind = header["t"]
+            if kind == "init":
+                self.start_runtime(header)
+            elif kind == "invoke":
+                self.pending = (header, body)
+                self.dispatch()
+            elif kind == "reset":
+                self.reset()
+            elif kind == "shutdown":
+                self.shutdown(header.get("grace_ms", 2000))
+
+    # -- runtime process ----------------------------------------------------
+
+    def start_runtime(self, config: dict) -> None:
+        if self.runtime is not None:
+            self.reset()
+        self.config = config
+        self.state = "init"
+        self.begin_phase()
+        log_r, log_w = os.pipe()
+        status_r, status_w = os.pipe() if config["runtime"] == "python" else (None, None)
+        pid = os.fork()
+        if pid == 0:
+            self.become_runtime(config, log_w, status_w)
+        os.close(log_w)
+        os.set_blocking(log_r, False)
+        if status_w is not None:
+            os.close(status_w)
+        pidfd = os.pidfd_open(pid)
+        self.runtime = Runtime(pid, pidfd, log_r, status_r)
+        self.sel.register(log_r, selectors.EVENT_READ, "log")
+        self.sel.register(pidfd, selectors.EVENT_READ, "exit")
+        if status_r is not None:
+            self.sel.register(status_r, selectors.EVENT_READ, "status")
+
+    def become_runtime(self, config: dict, log_w: int, status_w: int | None) -> None:
+        """In the forked child: drop the agent's descriptors and become the runtime."""
+        try:
+            devnull = os.open("/dev/null", os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.dup2(log_w, 1)
+            os.dup2(log_w, 2)
+            keep = {0, 1, 2, status_w}
+            for name in os.listdir("/proc/self/fd"):
+                fd = int(name)
+                if fd not in keep:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_DFL)
+            os.setsid()
+            try:  # the runtime, not the agent, is what the OOM killer should take
+                with open("/proc/self/oom_score_adj", "w") as f:
+                    f.write("1000")
+            except OSError:
+                pass
+            os.environ.clear()
+            os.environ.update(config["env"])
+            os.chdir(config.get("task_root", "/var/task"))
+            if config["runtime"] == "python":
+                bootstrap.run_forked(config["handler"], status_w)
+                os._exit(0)
+            for candidate in ("/var/task/bootstrap", "/opt/bootstrap"):
+                if os.access(candidate, os.X_OK):
+                    os.execve(candidate, [candidate], config["env"])
+            bootstrap.report_init_error(
+                "Runtime.InvalidEntrypoint",
+                "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]",
+            )
+            os._exit(1)
+        except SystemExit as exc:
+            os._exit(exc.code if isinstance(exc.code, int) else 1)
+        except BaseException as exc:  # noqa: BLE001 - last words of a child
+            try:
+                os.write(2, f"runtime failed to start: {exc!r}\n".encode())
+            finally:
+                os._exit(127)
+
+    def on_status(self) -> None:
+        rt = self.runtime
+        data = os.read(rt.status_fd, 64)
+        self.sel.unregister(rt.status_fd)
+        os.close(rt.status_fd)
+        rt.status_fd = None
+        if data:
+            self.send({"t": "runtime.done"})
+
+    def on_exit(self) -> None:
+        rt = self.runtime
+        _, status = os.waitpid(rt.pid, 0)
+        self.drain_logs()
+        self.release_runtime()
+        if self.state != "none":
+            self.flush_dropped()
+            self.send({"t": "exit", "status": exit_description(status), "state": self.state})
+        self.state = "none"
+        self.current_id = None
+
+    def release_runtime(self) -> None:
+        rt = self.runtime
+        if rt is None:
+            return
+        for fd in (rt.pidfd, rt.log_fd, rt.status_fd):
+            if fd is not None:
+                try:
+                    self.sel.unregister(fd)
+                except (KeyError, ValueError):
+                    pass
+                os.close(fd)
+        self.runtime = None
+        if self.parked is not None:
+            self.drop(self.parked)
+        for conn in list(self.conns.values()):
+            self.drop(conn)
+
+    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+        """Signal every process of the jail but pid 1 (bwrap) and ourselves."""
+        me = os.getpid()
+        for name in os.listdir("/proc"):
+            if name.isdigit() and int(name) not in (1, me):
+                try:
+                    os.kill(int(name), sig)
+                except OSError:
+                    pass
+
+    def reset(self) -> None:
+        """Kill the runtime and all it started; the jail, /tmp and agent stay."""
+        rt = self.runtime
+        for _ in range(50):
+            self.kill_all()
+            if not any(n.isdigit() and int(n) not in (1, os.getpid()) for n in os.listdir("/proc")):
+                break
+            time.sleep(0.002)
+        if rt is not None:
+            try:
+                os.waitpid(rt.pid, 0)
+            except ChildProcessError:
+                pass
+            self.drain_logs()
+            self.release_runtime()
+        self.state = "none"
+        self.current_id = None
+        self.pending = None
+        self.send({"t": "reset.done"})
+
+    def shutdown(self, grace_ms: int) -> None:
+        self.shutting_down = True
+        rt = self.runtime
+        if rt is not None:
+            self.kill_all(signal.SIGTERM)
+            deadline = time.monotonic() + grace_ms / 1000
+            while time.monotonic() < deadline:
+                ready = selectors.DefaultSelector()
+                ready.register(rt.pidfd, selectors.EVENT_READ)
+                if ready.select(max(0.0, deadline - time.monotonic())):
+                    break
+            self.drain_logs()
+        self.kill_all()
+        self.send({"t": "bye"})
+        os._exit(0)
+
+    # -- logs ---------------------------------------------------------------
+
+    def begin_phase(self) -> None:
+        self.log_sent = 0
+        self.log_dropped = 0
+
+    def on_log(self) -> None:
+        rt = self.runtime
+        try:
+            data = os.read(rt.log_fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        if not data:
+            self.sel.unregister(rt.log_fd)
+            os.close(rt.log_fd)
+            rt.log_fd = None
+            return
+        self.forward_log(data)
+
+    def forward_log(self, data: bytes) -> None:
+        room = LOG_LIMIT - self.log_sent
+        if room > 0:
+            chunk = data[:room]
+            self.log_sent += len(chunk)
+            self.send({"t": "log"}, chunk)
+        self.log_dropped += max(0, len(data) - max(room, 0))
+
+    def drain_logs(self) -> None:
+        """Forward what the runtime wrote before its last API call, in order."""
+        rt = self.runtime
+        if rt is None or rt.log_fd is None:
+            return
+        for _ in range(64):  # bounded: a writer in the background could go on forever
+            try:
+                data = os.read(rt.log_fd, READ_CHUNK)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            self.forward_log(data)
+
+    def flush_dropped(self) -> None:
+        if self.log_dropped:
+            self.send({"t": "log.dropped", "bytes": self.log_dropped})
+            self.log_dropped = 0
+
+    # -- Runtime API --------------------------------------------------------
+
+    def on_accept(self) -> None:
+        try:
+            sock, _ = self.listener.accept()
+        except BlockingIOError:
+            return
+        if len(self.conns) >= MAX_CONNECTIONS:
+            sock.close()
+            return
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(sock)
+        self.conns[sock.fileno()] = conn
+        self.sel.register(sock, selectors.EVENT_READ, conn)
+
+    def on_readable(self, conn: Connection) -> None:
+        try:
+            data = conn.sock.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.drop(conn)
+            return
+        conn.inbuf += data
+        self.parse(conn)
+
+    def parse(self, conn: Connection) -> None:
+        while conn.sock.fileno() >= 0 and not conn.close_after_write:
+            if conn.request is None:
+                end = conn.inbuf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(conn.inbuf) > MAX_REQUEST_HEAD:
+                        self.reply(conn, 431, {"errorMessage": "request head too large"}, close=True)
+                    return
+                head = bytes(conn.inbuf[:end]).decode("latin-1")
+                del conn.inbuf[: end + 4]
+                lines = head.split("\r\n")
+                parts = lines[0].split(" ")
+                if len(parts) != 3:
+                    self.reply(conn, 400, {"errorMessage": "malformed request line"}, close=True)
+                    return
+                headers = {}
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                if "chunked" in headers.get("transfer-encoding", "").lower():
+                    self.reply(conn, 411, {"errorMessage": "chunked bodies are not supported"}, close=True)
+                    return
+                try:
+                    length = int(headers.get("content-length", "0"))
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    self.reply(conn, 400, {"errorMessage": "bad Content-Length"}, close=True)
+                    return
+                conn.request = (parts[0], parts[1], headers)
+                conn.body_length = length
+                if length > MAX_PAYLOAD:
+                    self.too_large(conn, length)
+                    return
+            if len(conn.inbuf) < conn.body_length:
+                return
+            body = bytes(conn.inbuf[: conn.body_length])
+            del conn.inbuf[: conn.body_length]
+            method, path, headers = conn.request
+            conn.request = None
+            self.route(conn, method, path.split("?", 1)[0], headers, body)
+            if conn is self.parked:
+                return
+
+    def route(self, conn: Connection, method: str, path: str, headers: dict, body: bytes) -> None:
+        if method == "GET" and path == PREFIX + "/invocation/next":
+            return self.on_next(conn)
+        if method == "POST" and path == PREFIX + "/init/error":
+            return self.on_init_error(conn, headers, body)
+        if method == "POST" and path.startswith(PREFIX + "/invocation/"):
+            request_id, _, verb = path[len(PREFIX + "/invocation/") :].partition("/")
+            if verb in ("response", "error"):
+                return self.on_result(conn, request_id, verb, headers, body)
+        self.reply(conn, 404, {"errorMessage": f"no route for {method} {path}", "errorType": "NotFound"})
+
+    def on_next(self, conn: Connection) -> None:
+        if self.state == "init":
+            self.state = "ready"
+            self.flush_dropped()
+            self.send({"t": "init.done"})
+        elif self.state == "failed":
+            return self.reply(conn, 403, transition_error("initError", "next"))
+        elif self.state == "busy":
+            return self.reply(conn, 403, transition_error("invoke", "next"))
+        if self.parked is not None and self.parked is not conn:
+            self.drop(self.parked)
+        self.parked = conn
+        self.dispatch()
+
+    def dispatch(self) -> None:
+        if self.pending is None or self.parked is None or self.state != "ready":
+            return
+        header, body = self.pending
+        self.pending = None
+        conn, self.parked = self.parked, None
+        self.state = "busy"
+        self.current_id = header["id"]
+        self.begin_phase()
+        extra = [
+            ("Lambda-Runtime-Aws-Request-Id", header["id"]),
+            ("Lambda-Runtime-Deadline-Ms", str(header["deadline_ms"])),
+            ("Lambda-Runtime-Invoked-Function-Arn", header["arn"]),
+            ("Lambda-Runtime-Trace-Id", header.get("trace_id", "")),
+        ]
+        for name, key in (
+            ("Lambda-Runtime-Client-Context", "client_context"),
+            ("Lambda-Runtime-Cognito-Identity", "cognito_identity"),
+        ):
+            if header.get(key):
+                extra.append((name, header[key]))
+        self.write_response(conn, 200, body, header.get("content_type", "application/json"), extra)
+
+    def on_result(self, conn, request_id, verb, headers, body) -> None:
+        if self.state != "busy":
+            return self.reply(conn, 403, transition_error(self.state, verb))
+        if request_id != self.current_id:
+            return self.reply(
+                conn, 400, {"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"}
+            )
+        self.reply(conn, 202, {"status": "OK"})
+        self.drain_logs()
+        self.flush_dropped()
+        self.state = "ready"
+        self.current_id = None
+        if verb == "response":
+            self.send(
+                {"t": "response", "id": request_id, "content_type": headers.get("content-type", "")},
+                body,
+            )
+        else:
+            self.send({"t": "error", "id": request_id, "error_type": error_type(headers)}, body)
+
+    def on_init_error(self, conn, headers, body) -> None:
+        if self.state != "init":
+            return self.reply(conn, 403, transition_error(self.state, "initError"))
+        self.reply(conn, 202, {"status": "OK"})
+        self.drain_logs()
+        self.flush_dropped()
+        self.state = "failed"
+        self.send({"t": "init.error", "error_type": error_type(headers)}, body[:MAX_PAYLOAD])
+
+    def too_large(self, conn: Connection, length: int) -> None:
+        method, path, _ = conn.request
+        self.reply(
+            conn,
+            413,
+            {
+                "errorMessage": f"Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes).",
+                "errorType": "RequestEntityTooLarge",
+            },
+            close=True,
+        )
+        if self.state == "busy" and path.endswith("/response"):
+            self.drain_logs()
+            self.flush_dropped()
+            self.state = "ready"
+            self.send({"t": "too_large", "id": self.current_id, "size": length})
+            self.current_id = None
+
+    # -- HTTP output --------------------------------------------------------
+
+    def reply(self, conn: Connection, status: int, obj: dict, close: bool = False) -> None:
+        import json
+
+        self.write_response(conn, status, json.dumps(obj).encode(), "application/json", [], close)
+
+    def write_response(self, conn, status, body, content_type, extra, close=False) -> None:
+        lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}"]
+        lines.append(f"Content-Type: {content_type}")
+        lines.append(f"Content-Length: {len(body)}")
+        for name, value in extra:
+            lines.append(f"{name}: {value}")
+        if close:
+            lines.append("Connection: close")
+            conn.close_after_write = True
+        conn.outbuf += ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        self.flush(conn)
+
+    def flush(self, conn: Connection) -> None:
+        try:
+            while conn.outbuf:
+                sent = conn.sock.send(conn.outbuf)
+                del conn.outbuf[:sent]
+        except BlockingIOError:
+            self.sel.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
+            return
+        except OSError:
+            self.drop(conn)
+            return
+        if conn.close_after_write:
+            self.drop(conn)
+        else:
+            self.sel.modify(conn.sock, selectors.EVENT_READ, conn)
+
+    def drop(self, conn: Connection) -> None:
+        if conn is self.parked:
+            self.parked = None
+        fd = conn.sock.fileno()
+        if fd >= 0:
+            try:
+                self.sel.unregister(conn.sock)
+            except (KeyError, ValueError):
+                pass
+            self.conns.pop(fd, None)
+            conn.sock.close()
+
+    # -- loop ---------------------------------------------------------------
+
+    def run(self) -> None:
+        self.send({"t": "hello", "pid": os.getpid()})
+        while True:
+            for key, mask in self.sel.select():
+                what = key.data
+                if what == "ctrl":
+                    self.on_ctrl()
+                elif what == "accept":
+                    self.on_accept()
+                elif what == "log":
+                    if self.runtime is not None and self.runtime.log_fd is not None:
+                        self.on_log()
+                elif what == "exit":
+                    if self.runtime is not None:
+                        self.on_exit()
+                elif what == "status":
+                    if self.runtime is not None and self.runtime.status_fd is not None:
+                        self.on_status()
+                elif isinstance(what, Connection):
+                    if what.sock.fileno() < 0:
+                        continue
+                    if mask & selectors.EVENT_WRITE:
+                        self.flush(what)
+                    if mask & selectors.EVENT_READ and what.sock.fileno() >= 0:
+                        self.on_readable(what)
+
+
+def transition_error(src: str, dst: str) -> dict:
+    return {
+        "errorMessage": f"State transition from {src} to {dst} failed for runtime. "
+        "Error: invalid transition",
+        "errorType": "InvalidStateTransition",
+    }
+
+
+def error_type(headers: dict) -> str:
+    value = headers.get("lambda-runtime-function-error-type", "")
+    if not value:
+        return ""
+    return value if ERROR_TYPE.match(value) else "Runtime.Unknown"
+
+
+def limit_resources() -> None:
+    """Lambda's per-environment limits: 1,024 processes/threads and descriptors."""
+    for res, value in (
+        (resource.RLIMIT_NOFILE, 1024),
+        (resource.RLIMIT_NPROC, 1024),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        try:
+            resource.setrlimit(res, (value, value))
+        except (ValueError, OSError):
+            pass
+
+
+def main() -> None:
+    ctrl_fd = int(sys.argv[1])
+    # Nothing but the control socket may stay open (bwrap's own are gone by now).
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != ctrl_fd:
+            try:
+                os.close(fd)
+            except OSError as exc:
+                if exc.errno != errno.EBADF:
+                    raise
+    devnull = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    limit_resources()
+    gc.freeze()  # keep the agent's objects out of the collector: forks stay shared
+    Agent(ctrl_fd).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,438 @@
+"""LambdaLab's Python runtime: a Runtime API client that behaves like awslambdaric.
+
+The agent imports this module before it forks, so a new runtime costs a fork,
+not an interpreter start. Error bodies, fault types and log lines follow
+awslambdaric 4.x (text log format). Only the standard library is used.
+"""
+
+import importlib
+import json
+import logging
+import os
+import socket
+import sys
+import time
+import traceback
+
+API_ADDR = ("127.0.0.1", 9001)
+PREFIX = "/2018-06-01/runtime"
+ERROR_LOG_LINE_TERMINATE = "\r"
+ERROR_LOG_IDENT = "\u00a0"
+UNHANDLED_WARNING = (
+    "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function code. "
+    "However, in rare cases, a Lambda runtime update can cause unexpected function behavior. "
+    "For functions using managed runtimes, runtime updates can be triggered by a function change, "
+    "or can be applied automatically. To determine if the runtime has been updated, check the "
+    "runtime version in the INIT_START log entry. If this error correlates with a change in the "
+    "runtime version, you may be able to mitigate this error by temporarily rolling back to the "
+    "previous runtime version. For more information, see "
+    "https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html\r"
+)
+
+_current_request_id = None
+
+
+class FaultException(Exception):
+    MARSHAL_ERROR = "Runtime.MarshalError"
+    UNMARSHAL_ERROR = "Runtime.UnmarshalError"
+    USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
+    HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
+    IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"
+    BUILT_IN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
+    MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
+    LAMBDA_CONTEXT_UNMARSHAL_ERROR = "Runtime.LambdaContextUnmarshalError"
+
+    def __init__(self, exception_type, msg, trace=None):
+        super().__init__(msg)
+        self.msg = msg
+        self.exception_type = exception_type
+        self.trace = trace
+
+
+class RuntimeClient:
+    """A keep-alive HTTP/1.1 client for the Runtime API, on a plain socket."""
+
+    def __init__(self, addr=API_ADDR):
+        self.addr = addr
+        self.sock = None
+        self.buf = b""
+
+    def request(self, method, path, body=b"", headers=()):
+        head = [f"{method} {PREFIX}{path} HTTP/1.1", "Host: 127.0.0.1:9001"]
+        head += [f"{k}: {v}" for k, v in headers]
+        head.append(f"Content-Length: {len(body)}")
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        for attempt in (1, 2):
+            try:
+                if self.sock is None:
+                    self.sock = socket.create_connection(self.addr)
+                    self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    self.buf = b""
+                self.sock.sendall(data)
+                return self._read_response()
+            except (ConnectionError, BrokenPipeError):
+                self.close()
+                if attempt == 2:
+                    raise
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def _read_response(self):
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("Runtime API closed the connection")
+            self.buf += chunk
+        head, _, rest = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        while len(rest) < length:
+            chunk = self.sock.recv(max(65536, length - len(rest)))
+            if not chunk:
+                raise ConnectionError("Runtime API closed the connection")
+            rest += chunk
+        self.buf = rest[length:]
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, headers, rest[:length]
+
+    def next(self):
+        status, headers, body = self.request("GET", "/invocation/next")
+        if status != 200:
+            raise ConnectionError(f"/next answered {status}: {body[:200]!r}")
+        return headers, body
+
+    def post_result(self, request_id, body, content_type):
+        return self.request(
+            "POST",
+            f"/invocation/{request_id}/response",
+            body,
+            [("Content-Type", content_type)],
+        )
+
+    def post_error(self, request_id, error):
+        return self.request(
+            "POST",
+            f"/invocation/{request_id}/error",
+            to_json(error).encode(),
+            [("Content-Type", "application/json")],
+        )
+
+    def post_init_error(self, error):
+        return self.request(
+            "POST",
+            "/init/error",
+            to_json(error).encode(),
+            [("Lambda-Runtime-Function-Error-Type", error["errorType"])],
+        )
+
+
+class _Encoder(json.JSONEncoder):
+    def default(self, obj):
+        import decimal
+
+        if isinstance(obj, decimal.Decimal):
+            return float(obj) if not obj.is_nan() else float("nan")
+        return super().default(obj)
+
+
+def to_json(obj):
+    return json.dumps(obj, cls=_Encoder, allow_nan=True)
+
+
+class CognitoIdentity:
+    __slots__ = ["cognito_identity_id", "cognito_identity_pool_id"]
+
+
+class Client:
+    __slots__ = [
+        "installation_id",
+        "app_title",
+        "app_version_name",
+        "app_version_code",
+        "app_package_name",
+    ]
+
+
+class ClientContext:
+    __slots__ = ["custom", "env", "client"]
+
+
+class LambdaContext:
+    """The context object, field for field as awslambdaric builds it."""
+
+    def __init__(self, request_id, client_context, identity, deadline_ms, arn):
+        self.aws_request_id = request_id
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.invoked_function_arn = arn
+        self.tenant_id = None
+        self._deadline_ms = deadline_ms
+        self.client_context = None
+        if client_context:
+            cc = ClientContext()
+            cc.custom = client_context.get("custom")
+            cc.env = client_context.get("env")
+            cc.client = None
+            if client_context.get("client"):
+                c = Client()
+                src = client_context["client"]
+                c.installation_id = src.get("installation_id")
+                c.app_title = src.get("app_title")
+                c.app_version_name = src.get("app_version_name")
+                c.app_version_code = src.get("app_version_code")
+                c.app_package_name = src.get("app_package_name")
+                cc.client = c
+            self.client_context = cc
+        self.identity = CognitoIdentity()
+        self.identity.cognito_identity_id = (identity or {}).get("cognitoIdentityId")
+        self.identity.cognito_identity_pool_id = (identity or {}).get("cognitoIdentityPoolId")
+
+    def get_remaining_time_in_millis(self):
+        return max(0, self._deadline_ms - int(round(time.time() * 1000)))
+
+    def log(self, msg):
+        sys.stdout.write(str(msg))
+
+    def __repr__(self):
+        return (
+            f"LambdaContext([aws_request_id={self.aws_request_id},"
+            f"function_name={self.function_name},"
+            f"memory_limit_in_mb={self.memory_limit_in_mb},"
+            f"invoked_function_arn={self.invoked_function_arn}])"
+        )
+
+
+def make_error(message, error_type, stack_trace, request_id=None):
+    return {
+        "errorMessage": message or "",
+        "errorType": error_type or "",
+        "requestId": request_id if request_id is not None else "",
+        "stackTrace": stack_trace or [],
+    }
+
+
+def log_error(error):
+    description = "[ERROR]"
+    if error.get("errorType"):
+        description += " " + error["errorType"]
+    if error.get("errorMessage"):
+        if error.get("errorType"):
+            description += ":"
+        description += " " + error["errorMessage"]
+    lines = [description]
+    stack = error.get("stackTrace")
+    if stack is not None:
+        lines.append("Traceback (most recent call last):")
+        for element in stack:
+            if element == "":
+                lines.append("")
+                continue
+            for line in element.splitlines():
+                stripped = line.lstrip(" ")
+                lines.append(ERROR_LOG_IDENT * (len(line) - len(stripped)) + stripped)
+    sys.stdout.write(ERROR_LOG_LINE_TERMINATE.join(lines) + "\n")
+
+
+def _user_frames(tb):
+    frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(tb)]
+    for i, frame in enumerate(frames):
+        if not frame[0].startswith("/var/runtime/"):
+            return frames[i:]
+    return []
+
+
+def fault_from_exception(exc, request_id=None):
+    return make_error(
+        str(exc),
+        type(exc).__name__,
+        traceback.format_list(_user_frames(exc.__traceback__)),
+        request_id,
+    )
+
+
+def load_handler(handler):
+    try:
+        modname, fname = handler.rsplit(".", 1)
+    except ValueError as e:
+        raise FaultException(
+            FaultException.MALFORMED_HANDLER_NAME, f"Bad handler '{handler}': {e}"
+        ) from None
+    try:
+        if modname.split(".")[0] in sys.builtin_module_names:
+            raise FaultException(
+                FaultException.BUILT_IN_MODULE_CONFLICT,
+                f"Cannot use built-in module {modname} as a handler module",
+            )
+        module = importlib.import_module(modname.replace("/", "."))
+    except ImportError as e:
+        raise FaultException(
+            FaultException.IMPORT_MODULE_ERROR, f"Unable to import module '{modname}': {e}"
+        ) from None
+    except SyntaxError as e:
+        trace = [f'  File "{e.filename}" Line {e.lineno}\n    {e.text}']
+        raise FaultException(
+            FaultException.USER_CODE_SYNTAX_ERROR,
+            f"Syntax error in module '{modname}': {e}",
+            trace,
+        ) from None
+    try:
+        return getattr(module, fname)
+    except AttributeError:
+        raise FaultException(
+            FaultException.HANDLER_NOT_FOUND, f"Handler '{fname}' missing on module '{modname}'"
+        ) from None
+
+
+class _Unbuffered:
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, msg):
+        self.stream.write(msg)
+        self.stream.flush()
+
+    def writelines(self, msgs):
+        self.stream.writelines(msgs)
+        self.stream.flush()
+
+    def __getattr__(self, attr):
+        return getattr(self.stream, attr)
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record):
+        record.aws_request_id = _current_request_id
+        return True
+
+
+class _LambdaLogHandler(logging.Handler):
+    def emit(self, record):
+        sys.stdout.write(self.format(record))
+
+
+def setup_logging():
+    logging.Formatter.converter = time.gmtime
+    handler = _LambdaLogHandler()
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+            "%Y-%m-%dT%H:%M:%S",
+        )
+    )
+    handler.addFilter(_RequestIdFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+    if level in logging._nameToLevel:
+        root.setLevel(level)
+
+
+def handle(client, request_handler, headers, body):
+    global _current_request_id
+    request_id = headers.get("lambda-runtime-aws-request-id", "")
+    _current_request_id = request_id
+    trace = headers.get("lambda-runtime-trace-id")
+    if trace:
+        os.environ["_X_AMZN_TRACE_ID"] = trace
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
+    error = None
+    try:
+        client_context = _json_header(headers.get("lambda-runtime-client-context"), "Client Context")
+        identity = _json_header(headers.get("lambda-runtime-cognito-identity"), "Cognito Identity")
+        context = LambdaContext(
+            request_id,
+            client_context,
+            identity,
+            int(headers.get("lambda-runtime-deadline-ms", "0")),
+            headers.get("lambda-runtime-invoked-function-arn"),
+        )
+        if headers.get("content-type", "application/json") == "application/json":
+            try:
+                event = json.loads(body)
+            except Exception as e:
+                raise FaultException(
+                    FaultException.UNMARSHAL_ERROR, f"Unable to unmarshal input: {e}"
+                ) from None
+        else:
+            event = body
+        response = request_handler(event, context)
+        if isinstance(response, bytes):
+            result, content_type = response, "application/unknown"
+        else:
+            try:
+                result, content_type = to_json(response).encode(), "application/json"
+            except Exception as e:
+                raise FaultException(
+                    FaultException.MARSHAL_ERROR, f"Unable to marshal response: {e}"
+                ) from None
+    except FaultException as e:
+        error = make_error(e.msg, e.exception_type, e.trace, request_id)
+    except Exception as e:
+        error = fault_from_exception(e, request_id)
+    if error is not None:
+        log_error(error)
+        client.post_error(request_id, error)
+    else:
+        client.post_result(request_id, result, content_type)
+
+
+def _json_header(value, name):
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except Exception as e:
+        raise FaultException(
+            FaultException.LAMBDA_CONTEXT_UNMARSHAL_ERROR, f"Unable to parse {name} JSON: {e}"
+        ) from None
+
+
+def report_init_error(error_type, message):
+    """Used by the agent when a custom runtime has no bootstrap to exec."""
+    error = make_error(message, error_type, [])
+    log_error(error)
+    RuntimeClient().post_init_error(error)
+
+
+def run_forked(handler, status_fd):
+    """Entry point in the runtime process the agent forked."""
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115
+    sys.stdout = _Unbuffered(open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False))  # noqa: SIM115
+    sys.stderr = _Unbuffered(open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False))  # noqa: SIM115
+    task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
+    sys.path[:0] = [task_root, "/opt/python"]
+    sys.argv = ["/var/runtime/bootstrap.py"]
+    client = RuntimeClient()
+    setup_logging()
+    # Runtime init is done: from here on it is the function's own init.
+    if status_fd is not None:
+        os.write(status_fd, b"R")
+        os.close(status_fd)
+    try:
+        request_handler = load_handler(handler)
+        error = None
+    except FaultException as e:
+        error = make_error(e.msg, e.exception_type, e.trace)
+    except Exception as e:
+        error = fault_from_exception(e)
+    if error is not None:
+        logging.warning(UNHANDLED_WARNING)
+        log_error(error)
+        client.post_init_error(error)
+        sys.exit(1)
+    while True:
+        headers, body = client.next()
+        handle(client, request_handler, headers, body)
