@@ -19,9 +19,9 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import events, report
 from .cgroup import EnvironmentCgroup
@@ -34,6 +34,7 @@ SHUTDOWN_GRACE_S = 2.0
 LOG_LIMIT = 256 * 1024
 MAX_LOG_LINE = 16 * 1024
 AGENT_REPLY_S = 2.0
+RESET_REPLY_S = 5.0
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100
 PIDS_MAX = 1024
 # Page tables, the agent and the jail's bookkeeping, beyond the function's memory.
@@ -295,8 +296,8 @@ class Environment:
         host_sock, jail_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         seccomp_fd = None
         try:
-            from .seccomp import filter_fd
             from .jail import bwrap_argv
+            from .seccomp import filter_fd
 
             if self.isolation.seccomp_program is not None:
                 seccomp_fd = filter_fd(self.isolation.seccomp_program)
@@ -548,7 +549,7 @@ class Environment:
             max_memory_mb=max_mb,
             init_ms=init_ms,
             status=report_status,
-            error_type=error_type if report_status else None,
+            error_type=error_type if report_status == "error" else None,
         )
         self.platform_line(line, request_id)
         result = InvokeResult(
@@ -618,9 +619,12 @@ class Environment:
         """Kill the runtime and everything it started, from outside; the jail stays."""
         self.runtime_ready = False
         if self.cgroup is not None:
+            # Unthrottled, so that a runtime which spent the quota cannot slow its own cleanup;
+            # the re-init that follows runs unthrottled anyway.
+            self.cgroup.limit_cpu(False)
             self.cgroup.kill(keep=self.keep_pids)
         self._send({"t": "reset"})
-        deadline = time.monotonic() + AGENT_REPLY_S
+        deadline = time.monotonic() + RESET_REPLY_S
         while True:
             frame = self._recv(deadline)
             if frame is None:

@@ -160,17 +160,53 @@ def bwrap_argv(
 
 
 class UidAllocator:
-    """One unprivileged host uid per live environment of this pool (root only).
+    """Unprivileged host uids, one per live environment (root only).
 
     Distinct uids keep RLIMIT_NPROC per environment and stop one jail's
-    processes from being the same user as another's.
+    processes from being the same user as another's. Each process claims a
+    block of uids with a lock file held for its lifetime, so pools in
+    different processes on one host never share a uid; pools within a
+    process share the process's allocator.
     """
 
-    def __init__(self) -> None:
+    BLOCKS = 1000
+    _shared: UidAllocator | None = None
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, root: Path) -> UidAllocator:
+        with cls._shared_lock:
+            if cls._shared is None or cls._shared._pid != os.getpid():
+                cls._shared = cls(root)
+            return cls._shared
+
+    def __init__(self, root: Path) -> None:
+        import fcntl
+
+        self._pid = os.getpid()
         self.enabled = os.geteuid() == 0
-        self._base = UID_BASE + (os.getpid() % 1000) * UIDS_PER_POOL
-        self._free = list(range(UIDS_PER_POOL - 1, -1, -1))
+        self._free: list[int] = []
         self._lock = threading.Lock()
+        self._base = 0
+        if not self.enabled:
+            return
+        locks = root / "uids"
+        locks.mkdir(exist_ok=True)
+        os.chmod(locks, 0o700)
+        start = os.getpid() % self.BLOCKS
+        for i in range(self.BLOCKS):
+            block = (start + i) % self.BLOCKS
+            fd = os.open(locks / f"{block}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self._lock_fd = fd  # held (and the block ours) until this process exits
+            self._base = UID_BASE + block * UIDS_PER_POOL
+            self._free = list(range(UIDS_PER_POOL - 1, -1, -1))
+            return
+        raise JailError("every uid block is claimed by another process")
 
     def acquire(self) -> int | None:
         if not self.enabled:

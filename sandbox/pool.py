@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import cgroup, jail
 from .environment import (
@@ -76,7 +76,7 @@ class EnvironmentPool:
             pool_tag=cgroup.pool_tag(),
         )
         self._spawner = jail.Spawner()
-        self._uids = jail.UidAllocator()
+        self._uids = jail.UidAllocator.shared(self._state_dir)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._idle: dict[str, list[Environment]] = {}
@@ -103,8 +103,17 @@ class EnvironmentPool:
         request_id: str | None = None,
         client_context: str | None = None,
     ) -> InvokeResult:
-        """Run one invocation and return its result (never raises for the function's own failures)."""
-        payload = event if isinstance(event, (bytes, bytearray)) else json.dumps(event).encode()
+        """Run one invocation and return its result (never raises for the function's own failures).
+
+        ``event`` is JSON-encoded, or sent as is if bytes; no event is ``{}``, as
+        Lambda does for an empty payload.
+        """
+        if event is None:
+            payload = b"{}"
+        elif isinstance(event, (bytes, bytearray)):
+            payload = bytes(event) or b"{}"
+        else:
+            payload = json.dumps(event).encode()
         if len(payload) > MAX_EVENT_BYTES:
             raise ValueError(f"event: {len(payload)} bytes is over the 6 MB request limit")
         request_id = request_id or str(uuid.uuid4())
@@ -387,6 +396,3 @@ class EnvironmentPool:
                 env.finish_shutdown(deadline)
                 self._forget(env)
 
-
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

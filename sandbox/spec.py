@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 RUNTIMES = ("python3.11", "provided")
 DEFAULT_HANDLER = "lambda_function.lambda_handler"

@@ -13,6 +13,7 @@ Only the standard library is used: this file runs inside the jail.
 
 import errno
 import gc
+import json
 import os
 import re
 import resource
@@ -82,6 +83,7 @@ class Connection:
         self.close_after_write = False
         self.request = None  # (method, path, headers) once the head is parsed
         self.body_length = 0
+        self.discard = 0  # bytes of an oversized body still to throw away
 
 
 class Runtime:
@@ -375,6 +377,14 @@ class Agent:
 
     def parse(self, conn: Connection) -> None:
         while conn.sock.fileno() >= 0 and not conn.close_after_write:
+            if conn.discard:
+                dropped = min(conn.discard, len(conn.inbuf))
+                del conn.inbuf[:dropped]
+                conn.discard -= dropped
+                if conn.discard:
+                    return
+                self.too_large(conn)
+                continue
             if conn.request is None:
                 end = conn.inbuf.find(b"\r\n\r\n")
                 if end < 0:
@@ -404,9 +414,16 @@ class Agent:
                     return
                 conn.request = (parts[0], parts[1], headers)
                 conn.body_length = length
+                expects = headers.get("expect", "").lower() == "100-continue"
                 if length > MAX_PAYLOAD:
-                    self.too_large(conn, length)
-                    return
+                    if expects:  # the client has not sent the body: refuse it now
+                        self.too_large(conn, close=True)
+                        return
+                    conn.discard = length  # read and drop it, then answer 413
+                    continue
+                if expects:
+                    conn.outbuf += b"HTTP/1.1 100 Continue\r\n\r\n"
+                    self.flush(conn)
             if len(conn.inbuf) < conn.body_length:
                 return
             body = bytes(conn.inbuf[: conn.body_length])
@@ -494,8 +511,10 @@ class Agent:
         self.state = "failed"
         self.send({"t": "init.error", "error_type": error_type(headers)}, body[:MAX_PAYLOAD])
 
-    def too_large(self, conn: Connection, length: int) -> None:
+    def too_large(self, conn: Connection, close: bool = False) -> None:
         method, path, _ = conn.request
+        length = conn.body_length
+        conn.request = None
         self.reply(
             conn,
             413,
@@ -503,7 +522,7 @@ class Agent:
                 "errorMessage": f"Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes).",
                 "errorType": "RequestEntityTooLarge",
             },
-            close=True,
+            close=close,
         )
         if self.state == "busy" and path.endswith("/response"):
             self.drain_logs()
@@ -515,8 +534,6 @@ class Agent:
     # -- HTTP output --------------------------------------------------------
 
     def reply(self, conn: Connection, status: int, obj: dict, close: bool = False) -> None:
-        import json
-
         self.write_response(conn, status, json.dumps(obj).encode(), "application/json", [], close)
 
     def write_response(self, conn, status, body, content_type, extra, close=False) -> None:

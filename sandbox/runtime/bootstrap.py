@@ -62,17 +62,19 @@ class RuntimeClient:
         head += [f"{k}: {v}" for k, v in headers]
         head.append(f"Content-Length: {len(body)}")
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        # A kept-alive connection may have been closed by the agent: retry once on a new one.
         for attempt in (1, 2):
+            fresh = self.sock is None
             try:
-                if self.sock is None:
+                if fresh:
                     self.sock = socket.create_connection(self.addr)
                     self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     self.buf = b""
                 self.sock.sendall(data)
                 return self._read_response()
-            except (ConnectionError, BrokenPipeError):
+            except OSError:
                 self.close()
-                if attempt == 2:
+                if fresh or attempt == 2:
                     raise
 
     def close(self):
@@ -382,6 +384,7 @@ def handle(client, request_handler, headers, body):
         error = make_error(e.msg, e.exception_type, e.trace, request_id)
     except Exception as e:
         error = fault_from_exception(e, request_id)
+    # A 413 (response over 6 MB) needs nothing from us: the agent reports it.
     if error is not None:
         log_error(error)
         client.post_error(request_id, error)

@@ -1,0 +1,91 @@
+"""Pool rules: idle eviction, provisioned concurrency, the capacity bound, slow Init."""
+
+import threading
+import time
+
+import pytest
+
+from sandbox import PoolCapacityError
+
+QUICK = "def lambda_handler(event, context):\n    return event\n"
+
+
+def test_an_idle_environment_is_shut_down_and_the_next_call_is_cold(make_pool, make_spec):
+    from tests.conftest import Recorder
+
+    recorder = Recorder()
+    pool = make_pool(on_event=recorder)
+    spec = make_spec(QUICK, idle_timeout_s=0.5)
+    first = pool.invoke(spec, {"n": 1})
+    shutdown = recorder.wait_for(lambda e: e["type"] == "shutdown" and e["environment"] == first.environment_id)
+    assert shutdown["reason"] == "idle"
+    assert pool.environments() == []
+    second = pool.invoke(spec, {"n": 2})
+    assert second.cold and second.environment_id != first.environment_id
+
+
+def test_provisioned_environments_are_initialised_ahead_and_serve_warm(make_pool, make_spec):
+    pool = make_pool()
+    spec = make_spec("import os\nTYPE = os.environ['AWS_LAMBDA_INITIALIZATION_TYPE']\n"
+                     "def lambda_handler(event, context):\n    return TYPE\n")
+    ids = pool.provision(spec, 2)
+    assert len(set(ids)) == 2
+    assert {e["state"] for e in pool.environments()} == {"idle"}
+    result = pool.invoke(spec)
+    assert not result.cold and result.environment_id in ids
+    assert result.json() == "provisioned-concurrency"
+    assert "Init Duration" not in result.report
+
+
+def test_a_call_over_the_bound_is_refused_with_a_clear_error(make_pool, make_spec):
+    pool = make_pool(max_environments=1)
+    slow = make_spec("import time\ndef lambda_handler(event, context):\n    time.sleep(event['s'])\n    return 1\n")
+    started = threading.Event()
+    results = []
+
+    def occupy():
+        started.set()
+        results.append(pool.invoke(slow, {"s": 1.5}))
+
+    t = threading.Thread(target=occupy)
+    t.start()
+    started.wait(5)
+    # wait until the first call holds the only slot
+    deadline = time.monotonic() + 10
+    while not pool.environments() and time.monotonic() < deadline:
+        t.join(0.01)
+    with pytest.raises(PoolCapacityError, match="busy"):
+        pool.invoke(slow, {"s": 0})
+    t.join(30)
+    assert results[0].status == "success"
+
+
+def test_at_the_bound_an_idle_environment_of_another_function_makes_room(make_pool, make_spec):
+    from tests.conftest import Recorder
+
+    recorder = Recorder()
+    pool = make_pool(max_environments=1, on_event=recorder)
+    a = pool.invoke(make_spec(QUICK), {"f": "a"})
+    b = pool.invoke(make_spec(QUICK + "# b\n"), {"f": "b"})
+    assert b.status == "success" and b.environment_id != a.environment_id
+    assert recorder.of("shutdown", environment=a.environment_id)[0]["reason"] == "capacity"
+
+
+@pytest.mark.slow
+def test_init_over_10_s_is_retried_inside_the_first_invoke(pool, recorder, make_spec):
+    spec = make_spec(
+        "import time\ntime.sleep(10.5)\ndef lambda_handler(event, context):\n    return 'late but ready'\n",
+        timeout_s=15,
+    )
+    result = pool.invoke(spec)
+    assert result.status == "success", result.payload
+    assert result.json() == "late but ready"
+    init_report = next(line for line in result.logs if line.startswith("INIT_REPORT"))
+    duration = float(init_report.split("Init Duration: ")[1].split(" ms")[0])
+    assert 10000 <= duration < 10500
+    assert init_report.endswith("\tPhase: init\tStatus: timeout")
+    assert "Init Duration" not in result.report  # the retried Init is part of this invoke's Duration
+    assert result.duration_ms > 10000
+    assert recorder.of("init.start", request_id=result.request_id, phase="invoke")
+    assert pool.invoke(spec).environment_id == result.environment_id
+

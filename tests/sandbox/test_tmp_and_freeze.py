@@ -1,0 +1,111 @@
+"""/tmp belongs to one environment and persists; frozen environments really stop."""
+
+import os
+import time
+
+TMP = """
+import os, uuid
+def lambda_handler(event, context):
+    if event.get("write"):
+        with open("/tmp/note", "w") as f:
+            f.write(event["write"])
+    return open("/tmp/note").read() if os.path.exists("/tmp/note") else None
+"""
+
+
+def test_tmp_persists_across_warm_invokes(pool, make_spec):
+    spec = make_spec(TMP)
+    first = pool.invoke(spec, {"write": "hello"})
+    second = pool.invoke(spec, {})
+    assert first.environment_id == second.environment_id
+    assert second.json() == "hello"
+
+
+def test_tmp_is_not_shared_between_environments(pool, make_spec):
+    spec = make_spec(TMP.replace("return open", "import time; time.sleep(0.3)\n    return open"))
+    import threading
+
+    results = {}
+
+    def call(name, event):
+        results[name] = pool.invoke(spec, event)
+
+    a = threading.Thread(target=call, args=("a", {"write": "from a"}))
+    b = threading.Thread(target=call, args=("b", {}))
+    a.start()
+    b.start()
+    a.join(30)
+    b.join(30)
+    assert results["a"].environment_id != results["b"].environment_id
+    assert results["a"].json() == "from a"
+    assert results["b"].json() is None
+
+
+def test_filling_tmp_gives_enospc_and_harms_nothing(pool, make_spec):
+    spec = make_spec(
+        """
+import errno, os
+def lambda_handler(event, context):
+    if event.get("check"):
+        return os.path.getsize("/tmp/fill")
+    chunk = b"x" * (4 * 1024 * 1024)
+    written = 0
+    try:
+        with open("/tmp/fill", "wb") as f:
+            while True:
+                f.write(chunk)
+                written += len(chunk)
+    except OSError as exc:
+        return {"errno": exc.errno, "written_mb": written // (1024 * 1024)}
+""",
+        memory_mb=1024,
+        tmp_mb=512,
+        timeout_s=30,
+    )
+    host_free = os.statvfs("/tmp").f_bavail
+    result = pool.invoke(spec)
+    assert result.status == "success", result.payload
+    body = result.json()
+    assert body["errno"] == 28  # ENOSPC
+    assert 500 <= body["written_mb"] <= 512
+    # the host's /tmp did not receive it, and the environment still works with its file
+    assert abs(os.statvfs("/tmp").f_bavail - host_free) * os.statvfs("/tmp").f_frsize < 256 * 1024 * 1024
+    again = pool.invoke(spec, {"check": True})
+    assert again.environment_id == result.environment_id
+    assert again.json() >= 500 * 1024 * 1024
+
+
+def test_a_background_thread_stops_while_frozen_and_resumes_on_thaw(pool, make_spec):
+    spec = make_spec(
+        """
+import threading, time
+ticks = []
+
+def tick():
+    while True:
+        ticks.append(time.time())
+        time.sleep(0.005)
+
+threading.Thread(target=tick, daemon=True).start()
+
+def lambda_handler(event, context):
+    time.sleep(event.get("run", 0))
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    return {"count": len(ticks), "max_gap": max(gaps) if gaps else 0, "last": ticks[-1]}
+""",
+        memory_mb=512,
+    )
+    first = pool.invoke(spec, {"run": 0.1})
+    env = pool._all[first.environment_id]
+    # the host sees the environment frozen between calls
+    assert (env.cgroup.paths["freezer"] / "freezer.state").read_text().strip() == "FROZEN"
+    frozen_for = 0.6
+    time.sleep(frozen_for)  # the time the thread would tick through if it were not frozen
+    second = pool.invoke(spec, {"run": 0.1})
+    a, b = first.json(), second.json()
+    # no progress while frozen: one gap as long as the freeze, not ~120 ticks
+    assert b["max_gap"] >= frozen_for * 0.9
+    ticks_while_frozen = b["count"] - a["count"]
+    assert ticks_while_frozen < 0.1 / 0.005 * 1.5 + 5  # only the ~20 ticks of the second call
+    # and it resumed after the thaw: it ticked during the second call
+    assert b["last"] > a["last"] + frozen_for
