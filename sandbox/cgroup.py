@@ -88,13 +88,33 @@ class EnvironmentCgroup:
             _write(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
         self._memory_mb = memory_mb
 
-    def open_procs(self) -> list[int]:
-        """Descriptors a child writes "0" to, before exec, to join every group.
+    def adopt(self, pids) -> None:
+        """Move processes in. The first move on a quiet host waits ~10 ms for an RCU
+        grace period (cgroup_threadgroup_rwsem), so callers do it while bwrap is
+        still building the jail rather than in the child before exec."""
+        for path in self.paths.values():
+            fd = os.open(path / "cgroup.procs", os.O_WRONLY)
+            try:
+                for pid in pids:
+                    try:
+                        os.write(fd, str(pid).encode())
+                    except ProcessLookupError:
+                        pass
+            finally:
+                os.close(fd)
 
-        They are opened here, by the privileged parent: cgroup v1 checks the
-        opener's credentials, so the child may join after dropping its uid.
-        """
-        return [os.open(p / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC) for p in self.paths.values()]
+    def members(self, pid: int) -> bool:
+        """Whether ``pid`` is in every one of this environment's groups."""
+        try:
+            lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        except OSError:
+            return False
+        where = {}
+        for line in lines:
+            _, names, path = line.split(":", 2)
+            for name in names.split(","):
+                where[name] = path
+        return all(where.get(c) == "/" + str(p.relative_to(ROOT / c)) for c, p in self.paths.items())
 
     def limit_cpu(self, limited: bool) -> None:
         """Init runs unthrottled (Lambda's init boost); invokes get the quota."""

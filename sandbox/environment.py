@@ -283,7 +283,6 @@ class Environment:
 
     def _spawn(self, deadline: float) -> None:
         controllers = self.isolation.cgroup_controllers
-        cgroup_fds: list[int] = []
         if controllers:
             self.cgroup = EnvironmentCgroup(self.isolation.pool_tag, self.id, controllers)
             self.cgroup.create(
@@ -292,7 +291,6 @@ class Environment:
                 memory_mb=self.spec.memory_mb,
             )
             self.cgroup.limit_cpu(False)
-            cgroup_fds = self.cgroup.open_procs()
         host_sock, jail_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         seccomp_fd = None
         try:
@@ -311,11 +309,11 @@ class Environment:
                 hostname="lambdalab-" + self.id[:8],
             )
             pass_fds = (jail_sock.fileno(),) + ((seccomp_fd,) if seccomp_fd is not None else ())
-            self.proc = self.spawner.spawn(argv, pass_fds=pass_fds, uid=self.uid, cgroup_fds=cgroup_fds)
+            self.proc = self.spawner.spawn(argv, pass_fds=pass_fds, uid=self.uid, cgroup=self.cgroup)
         finally:
             jail_sock.close()
-            for fd in cgroup_fds + ([seccomp_fd] if seccomp_fd is not None else []):
-                os.close(fd)
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
         self.sock = host_sock
         self.sock.setblocking(False)
         self._poll.register(self.sock, select.POLLIN)
@@ -337,10 +335,12 @@ class Environment:
         return err or f"bwrap exited with {self.proc.returncode}"
 
     def _agent_pids(self) -> set[int]:
-        """Host pids of bwrap, its pid 1 and the agent: all the jail holds before the runtime."""
-        if self.cgroup is not None:
-            pids = set(self.cgroup.pids())
-            return pids | {self.proc.pid}
+        """Host pids of bwrap, its pid 1 and the agent: all the jail holds before the runtime.
+
+        With cgroups, this is also where the jail's membership is made sure of:
+        bwrap may have forked before it was moved in, and the agent has started
+        nothing yet (it waits for the init frame), so the tree is complete.
+        """
         found, todo = set(), [self.proc.pid]
         while todo:
             pid = todo.pop()
@@ -349,6 +349,12 @@ class Environment:
                 todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
             except OSError:
                 pass
+        if self.cgroup is not None:
+            strays = [pid for pid in found if not self.cgroup.members(pid)]
+            if strays:
+                self.cgroup.adopt(strays)
+                if not all(self.cgroup.members(pid) for pid in strays):
+                    raise EnvironmentLost("could not move the jail into its cgroups")
         return found
 
     def runtime_env(self) -> dict[str, str]:

@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 
 RUNTIME_SOURCE = Path(__file__).resolve().parent / "runtime"
-RUNTIME_FILES = ("agent.py", "bootstrap.py", "frames.py")
+RUNTIME_FILES = ("agent.py", "bootstrap.py", "fastjson.py", "frames.py")
 JAIL_UID, JAIL_GID = 993, 990  # Lambda's sbx_user1051
 UID_BASE = 1_000_000
 UIDS_PER_POOL = 4096
@@ -232,19 +232,20 @@ class Spawner:
     def __init__(self) -> None:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lambdalab-spawner")
 
-    def spawn(self, argv, *, pass_fds, uid, cgroup_fds) -> subprocess.Popen:
-        return self._executor.submit(self._spawn, argv, pass_fds, uid, cgroup_fds).result(timeout=30)
+    def spawn(self, argv, *, pass_fds, uid, cgroup) -> subprocess.Popen:
+        """Start bwrap; with ``cgroup``, move it in while it builds the jail.
+
+        Processes bwrap forks before the move are caught up by the caller,
+        which checks membership before any user code may run.
+        """
+        return self._executor.submit(self._spawn, argv, pass_fds, uid, cgroup).result(timeout=30)
 
     @staticmethod
-    def _spawn(argv, pass_fds, uid, cgroup_fds) -> subprocess.Popen:
-        def join_cgroups() -> None:  # in the child, after the uid drop, before exec
-            for fd in cgroup_fds:
-                os.write(fd, b"0")
-
+    def _spawn(argv, pass_fds, uid, cgroup) -> subprocess.Popen:
         kwargs = {}
         if uid is not None:
             kwargs.update(user=uid, group=uid, extra_groups=[])
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -253,9 +254,16 @@ class Spawner:
             pass_fds=pass_fds,
             env={},  # bwrap's own environment is readable in the jail via /proc/1/environ
             cwd="/",
-            preexec_fn=join_cgroups if cgroup_fds else None,
             **kwargs,
         )
+        if cgroup is not None:
+            try:
+                cgroup.adopt([proc.pid])
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+        return proc
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)

@@ -11,22 +11,71 @@ It is single-threaded (one selector loop), so forking the runtime is safe.
 Only the standard library is used: this file runs inside the jail.
 """
 
-import errno
+# Imports are what a cold start waits for: only C modules and our own, no
+# selectors/socket/signal/json/re (each pulls in enum, re, functools ...).
+import _signal as signal
+import _socket as socket
 import gc
-import json
 import os
-import re
 import resource
-import selectors
-import signal
-import socket
+import select
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bootstrap  # noqa: E402  (pre-imported: forked runtimes share its pages)
+import fastjson  # noqa: E402
 import frames  # noqa: E402
+
+EVENT_READ, EVENT_WRITE = select.EPOLLIN, select.EPOLLOUT
+EBADF = 9
+
+
+class Key:
+    __slots__ = ("fd", "data")
+
+    def __init__(self, fd, data):
+        self.fd = fd
+        self.data = data
+
+
+class Selector:
+    """The slice of ``selectors.EpollSelector`` the agent needs, on ``select.epoll``."""
+
+    def __init__(self):
+        self.epoll = select.epoll()
+        self.keys = {}
+
+    @staticmethod
+    def _fd(obj):
+        return obj if isinstance(obj, int) else obj.fileno()
+
+    def register(self, obj, events, data):
+        fd = self._fd(obj)
+        self.epoll.register(fd, events)
+        self.keys[fd] = Key(fd, data)
+
+    def modify(self, obj, events, data):
+        fd = self._fd(obj)
+        self.epoll.modify(fd, events)
+        self.keys[fd].data = data
+
+    def unregister(self, obj):
+        fd = self._fd(obj)
+        if self.keys.pop(fd, None) is None:
+            raise KeyError(fd)
+        self.epoll.unregister(fd)
+
+    def select(self, timeout=-1):
+        ready = []
+        for fd, mask in self.epoll.poll(timeout):
+            key = self.keys.get(fd)
+            if key is not None:
+                if mask & (select.EPOLLHUP | select.EPOLLERR):
+                    mask |= EVENT_READ  # let the reader see EOF or the error
+                ready.append((key, mask))
+        return ready
 
 API_HOST, API_PORT = "127.0.0.1", 9001
 PREFIX = "/2018-06-01/runtime"
@@ -36,7 +85,6 @@ MAX_CONNECTIONS = 32
 # Output forwarded per phase; the host enforces its own bound as well.
 LOG_LIMIT = 256 * 1024 + 1
 READ_CHUNK = 64 * 1024
-ERROR_TYPE = re.compile(r"^(Runtime|Function|Extension)\.[A-Z][a-zA-Z]+$")
 SIGNAL_NAMES = {
     signal.SIGKILL: "killed",
     signal.SIGSEGV: "segmentation fault",
@@ -69,14 +117,14 @@ def exit_description(status: int) -> str:
     """Describe a wait status as Lambda does ('exit status 1', 'signal: killed')."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        return "signal: " + SIGNAL_NAMES.get(sig, signal.Signals(sig).name.lower())
+        return "signal: " + SIGNAL_NAMES.get(sig, f"signal {sig}")
     return f"exit status {os.WEXITSTATUS(status)}"
 
 
 class Connection:
     """One HTTP/1.1 keep-alive connection from the runtime."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock) -> None:
         self.sock = sock
         self.inbuf = bytearray()
         self.outbuf = bytearray()
@@ -96,17 +144,17 @@ class Runtime:
 
 class Agent:
     def __init__(self, ctrl_fd: int) -> None:
-        self.ctrl = socket.socket(fileno=ctrl_fd)
+        self.ctrl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, ctrl_fd)
         self.ctrl.setblocking(True)
         self.reader = frames.FrameReader()
-        self.sel = selectors.DefaultSelector()
+        self.sel = Selector()
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind((API_HOST, API_PORT))
         self.listener.listen(16)
         self.listener.setblocking(False)
-        self.sel.register(self.ctrl, selectors.EVENT_READ, "ctrl")
-        self.sel.register(self.listener, selectors.EVENT_READ, "accept")
+        self.sel.register(self.ctrl, EVENT_READ, "ctrl")
+        self.sel.register(self.listener, EVENT_READ, "accept")
         self.conns: dict[int, Connection] = {}
         self.runtime: Runtime | None = None
         self.config: dict = {}
@@ -167,10 +215,10 @@ class Agent:
             os.close(status_w)
         pidfd = os.pidfd_open(pid)
         self.runtime = Runtime(pid, pidfd, log_r, status_r)
-        self.sel.register(log_r, selectors.EVENT_READ, "log")
-        self.sel.register(pidfd, selectors.EVENT_READ, "exit")
+        self.sel.register(log_r, EVENT_READ, "log")
+        self.sel.register(pidfd, EVENT_READ, "exit")
         if status_r is not None:
-            self.sel.register(status_r, selectors.EVENT_READ, "status")
+            self.sel.register(status_r, EVENT_READ, "status")
 
     def become_runtime(self, config: dict, log_w: int, status_w: int | None) -> None:
         """In the forked child: drop the agent's descriptors and become the runtime."""
@@ -289,12 +337,9 @@ class Agent:
         rt = self.runtime
         if rt is not None:
             self.kill_all(signal.SIGTERM)
-            deadline = time.monotonic() + grace_ms / 1000
-            while time.monotonic() < deadline:
-                ready = selectors.DefaultSelector()
-                ready.register(rt.pidfd, selectors.EVENT_READ)
-                if ready.select(max(0.0, deadline - time.monotonic())):
-                    break
+            waiter = select.poll()
+            waiter.register(rt.pidfd, select.POLLIN)
+            waiter.poll(grace_ms)
             self.drain_logs()
         self.kill_all()
         self.send({"t": "bye"})
@@ -350,9 +395,10 @@ class Agent:
 
     def on_accept(self) -> None:
         try:
-            sock, _ = self.listener.accept()
+            fd, _ = self.listener._accept()
         except BlockingIOError:
             return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, fd)
         if len(self.conns) >= MAX_CONNECTIONS:
             sock.close()
             return
@@ -360,7 +406,7 @@ class Agent:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(sock)
         self.conns[sock.fileno()] = conn
-        self.sel.register(sock, selectors.EVENT_READ, conn)
+        self.sel.register(sock, EVENT_READ, conn)
 
     def on_readable(self, conn: Connection) -> None:
         try:
@@ -534,7 +580,7 @@ class Agent:
     # -- HTTP output --------------------------------------------------------
 
     def reply(self, conn: Connection, status: int, obj: dict, close: bool = False) -> None:
-        self.write_response(conn, status, json.dumps(obj).encode(), "application/json", [], close)
+        self.write_response(conn, status, fastjson.dumps(obj).encode(), "application/json", [], close)
 
     def write_response(self, conn, status, body, content_type, extra, close=False) -> None:
         lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}"]
@@ -554,7 +600,7 @@ class Agent:
                 sent = conn.sock.send(conn.outbuf)
                 del conn.outbuf[:sent]
         except BlockingIOError:
-            self.sel.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
+            self.sel.modify(conn.sock, EVENT_READ | EVENT_WRITE, conn)
             return
         except OSError:
             self.drop(conn)
@@ -562,7 +608,7 @@ class Agent:
         if conn.close_after_write:
             self.drop(conn)
         else:
-            self.sel.modify(conn.sock, selectors.EVENT_READ, conn)
+            self.sel.modify(conn.sock, EVENT_READ, conn)
 
     def drop(self, conn: Connection) -> None:
         if conn is self.parked:
@@ -599,9 +645,9 @@ class Agent:
                 elif isinstance(what, Connection):
                     if what.sock.fileno() < 0:
                         continue
-                    if mask & selectors.EVENT_WRITE:
+                    if mask & EVENT_WRITE:
                         self.flush(what)
-                    if mask & selectors.EVENT_READ and what.sock.fileno() >= 0:
+                    if mask & EVENT_READ and what.sock.fileno() >= 0:
                         self.on_readable(what)
 
 
@@ -614,10 +660,20 @@ def transition_error(src: str, dst: str) -> dict:
 
 
 def error_type(headers: dict) -> str:
+    """RAPID keeps ``(Runtime|Function|Extension).[A-Z][a-zA-Z]+``, else ``Runtime.Unknown``."""
     value = headers.get("lambda-runtime-function-error-type", "")
     if not value:
         return ""
-    return value if ERROR_TYPE.match(value) else "Runtime.Unknown"
+    category, _, reason = value.partition(".")
+    valid = (
+        category in ("Runtime", "Function", "Extension")
+        and len(reason) > 1
+        and reason[0].isascii()
+        and reason[0].isupper()
+        and reason.isascii()
+        and reason.isalpha()
+    )
+    return value if valid else "Runtime.Unknown"
 
 
 def limit_resources() -> None:
@@ -642,7 +698,7 @@ def main() -> None:
             try:
                 os.close(fd)
             except OSError as exc:
-                if exc.errno != errno.EBADF:
+                if exc.errno != EBADF:
                     raise
     devnull = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):

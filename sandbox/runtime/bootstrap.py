@@ -5,14 +5,15 @@ not an interpreter start. Error bodies, fault types and log lines follow
 awslambdaric 4.x (text log format). Only the standard library is used.
 """
 
-import importlib
-import json
-import logging
+# Only cheap imports: json, logging, traceback and socket would add ~25 ms to
+# every cold start here. logging is configured when user code imports it;
+# traceback is imported on the first error.
+import _socket as socket
 import os
-import socket
 import sys
 import time
-import traceback
+
+import fastjson
 
 API_ADDR = ("127.0.0.1", 9001)
 PREFIX = "/2018-06-01/runtime"
@@ -67,7 +68,8 @@ class RuntimeClient:
             fresh = self.sock is None
             try:
                 if fresh:
-                    self.sock = socket.create_connection(self.addr)
+                    self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    self.sock.connect(self.addr)
                     self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     self.buf = b""
                 self.sock.sendall(data)
@@ -137,17 +139,15 @@ class RuntimeClient:
         )
 
 
-class _Encoder(json.JSONEncoder):
-    def default(self, obj):
-        import decimal
-
-        if isinstance(obj, decimal.Decimal):
-            return float(obj) if not obj.is_nan() else float("nan")
-        return super().default(obj)
+def _default(obj):
+    decimal = sys.modules.get("decimal")  # a Decimal can only exist if decimal was imported
+    if decimal is not None and isinstance(obj, decimal.Decimal):
+        return float(obj) if not obj.is_nan() else float("nan")
+    raise TypeError(f"Object of type {obj.__class__.__name__} is not JSON serializable")
 
 
 def to_json(obj):
-    return json.dumps(obj, cls=_Encoder, allow_nan=True)
+    return fastjson.dumps(obj, default=_default)
 
 
 class CognitoIdentity:
@@ -248,6 +248,8 @@ def log_error(error):
 
 
 def _user_frames(tb):
+    import traceback
+
     frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(tb)]
     for i, frame in enumerate(frames):
         if not frame[0].startswith("/var/runtime/"):
@@ -256,6 +258,8 @@ def _user_frames(tb):
 
 
 def fault_from_exception(exc, request_id=None):
+    import traceback
+
     return make_error(
         str(exc),
         type(exc).__name__,
@@ -277,7 +281,9 @@ def load_handler(handler):
                 FaultException.BUILT_IN_MODULE_CONFLICT,
                 f"Cannot use built-in module {modname} as a handler module",
             )
-        module = importlib.import_module(modname.replace("/", "."))
+        name = modname.replace("/", ".")
+        __import__(name)
+        module = sys.modules[name]
     except ImportError as e:
         raise FaultException(
             FaultException.IMPORT_MODULE_ERROR, f"Unable to import module '{modname}': {e}"
@@ -313,32 +319,75 @@ class _Unbuffered:
         return getattr(self.stream, attr)
 
 
-class _RequestIdFilter(logging.Filter):
-    def filter(self, record):
-        record.aws_request_id = _current_request_id
-        return True
+LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
 
 
-class _LambdaLogHandler(logging.Handler):
-    def emit(self, record):
-        sys.stdout.write(self.format(record))
+def configure_logging(logging):
+    """Lambda's root handler and format, as awslambdaric installs them."""
 
+    class RequestIdFilter(logging.Filter):
+        def filter(self, record):
+            record.aws_request_id = _current_request_id
+            return True
 
-def setup_logging():
+    class LambdaLogHandler(logging.Handler):
+        def emit(self, record):
+            sys.stdout.write(self.format(record))
+
     logging.Formatter.converter = time.gmtime
-    handler = _LambdaLogHandler()
-    handler.setFormatter(
-        logging.Formatter(
-            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
-            "%Y-%m-%dT%H:%M:%S",
-        )
-    )
-    handler.addFilter(_RequestIdFilter())
+    handler = LambdaLogHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, "%Y-%m-%dT%H:%M:%S"))
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
     if level in logging._nameToLevel:
         root.setLevel(level)
+
+
+class _ConfigureOnImport:
+    """Loader wrapper: runs the real loader, then configures what it loaded."""
+
+    def __init__(self, loader, configure):
+        self.loader = loader
+        self.configure = configure
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__spec__.loader = module.__loader__ = self.loader
+        self.loader.exec_module(module)
+        self.configure(module)
+
+
+class _LoggingHook:
+    """A meta-path finder that configures ``logging`` the moment anything imports it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                spec.loader = _ConfigureOnImport(spec.loader, configure_logging)
+                return spec
+        return None
+
+
+def install_logging():
+    if "logging" in sys.modules:
+        configure_logging(sys.modules["logging"])
+    else:
+        sys.meta_path.insert(0, _LoggingHook())
+
+
+def log_warning(message):
+    """What ``logging.warning`` prints through Lambda's handler, without importing logging."""
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%03dZ" % (int(now * 1000) % 1000)
+    sys.stdout.write(f"[WARNING]\t{stamp}\t{_current_request_id}\t{message}\n")
 
 
 def handle(client, request_handler, headers, body):
@@ -363,7 +412,7 @@ def handle(client, request_handler, headers, body):
         )
         if headers.get("content-type", "application/json") == "application/json":
             try:
-                event = json.loads(body)
+                event = fastjson.loads(body)
             except Exception as e:
                 raise FaultException(
                     FaultException.UNMARSHAL_ERROR, f"Unable to unmarshal input: {e}"
@@ -396,7 +445,7 @@ def _json_header(value, name):
     if not value:
         return None
     try:
-        return json.loads(value)
+        return fastjson.loads(value)
     except Exception as e:
         raise FaultException(
             FaultException.LAMBDA_CONTEXT_UNMARSHAL_ERROR, f"Unable to parse {name} JSON: {e}"
@@ -419,7 +468,7 @@ def run_forked(handler, status_fd):
     sys.path[:0] = [task_root, "/opt/python"]
     sys.argv = ["/var/runtime/bootstrap.py"]
     client = RuntimeClient()
-    setup_logging()
+    install_logging()
     # Runtime init is done: from here on it is the function's own init.
     if status_fd is not None:
         os.write(status_fd, b"R")
@@ -432,7 +481,7 @@ def run_forked(handler, status_fd):
     except Exception as e:
         error = fault_from_exception(e)
     if error is not None:
-        logging.warning(UNHANDLED_WARNING)
+        log_warning(UNHANDLED_WARNING)
         log_error(error)
         client.post_init_error(error)
         sys.exit(1)

@@ -8,8 +8,12 @@ untrusted (the agent shares a uid with user code, which can impersonate it).
 This module runs inside the jail too, so it imports only the standard library.
 """
 
-import json
 import struct
+
+try:  # in the jail the runtime folder is the import root; on the host, the sandbox package
+    from . import fastjson as json
+except ImportError:
+    import fastjson as json
 
 PREFIX = struct.Struct("!II")
 MAX_HEADER = 64 * 1024
