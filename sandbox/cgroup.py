@@ -70,22 +70,26 @@ class EnvironmentCgroup:
         self.controllers = controllers
         self.paths = {c: ROOT / c / TOP / pool / name for c in controllers}
 
-    def create(self, *, memory_bytes: int, pids_max: int, memory_mb: int) -> None:
+    def create(self, *, pids_max: int) -> None:
         for path in self.paths.values():
             path.mkdir(parents=True, exist_ok=True)
         if "memory" in self.paths:
-            mem = self.paths["memory"]
-            _write(mem / "memory.limit_in_bytes", str(memory_bytes))
             try:
-                _write(mem / "memory.swappiness", "0")
+                _write(self.paths["memory"] / "memory.swappiness", "0")
             except OSError:
                 pass
         if "pids" in self.paths:
             _write(self.paths["pids"] / "pids.max", str(pids_max))
         if "cpu" in self.paths:
-            cpu = self.paths["cpu"]
-            _write(cpu / "cpu.shares", str(max(2, memory_mb * 1024 // MB_PER_VCPU)))
-            _write(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+            _write(self.paths["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+        self._memory_mb = MB_PER_VCPU
+
+    def set_limits(self, *, memory_bytes: int, memory_mb: int) -> None:
+        """The function's memory, and CPU in proportion to it."""
+        if "memory" in self.paths:
+            _write(self.paths["memory"] / "memory.limit_in_bytes", str(memory_bytes))
+        if "cpu" in self.paths:
+            _write(self.paths["cpu"] / "cpu.shares", str(max(2, memory_mb * 1024 // MB_PER_VCPU)))
         self._memory_mb = memory_mb
 
     def adopt(self, pids) -> None:

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -95,8 +96,8 @@ class Environment:
     def __init__(
         self,
         *,
-        spec: FunctionSpec,
-        code_dir: Path,
+        tmp_mb: int,
+        task_root: Path,
         runtime_dir: Path,
         python: str,
         isolation: Isolation,
@@ -104,11 +105,13 @@ class Environment:
         uid: int | None,
         emit: Callable[[dict], None],
         runtime_version: tuple[str, str],
-        initialization_type: str = "on-demand",
     ) -> None:
         self.id = uuid.uuid4().hex
-        self.spec = spec
-        self.code_dir = code_dir
+        self.spec: FunctionSpec | None = None  # set by assign()
+        self.tmp_mb = tmp_mb
+        # The jail's /var/task: empty until assign() links the function's code in,
+        # so a jail can be started before anyone knows which function it will run.
+        self.task_dir = task_root / self.id
         self.runtime_dir = runtime_dir
         self.python = python
         self.isolation = isolation
@@ -116,7 +119,8 @@ class Environment:
         self.uid = uid
         self._emit = emit
         self.runtime_version = runtime_version
-        self.initialization_type = initialization_type
+        self.initialization_type = "on-demand"
+        self.launched = False
         self.created = time.time()
         self.last_used = time.monotonic()
         self.invocations = 0
@@ -141,6 +145,8 @@ class Environment:
     # -- events and logs ---------------------------------------------------
 
     def emit(self, type: str, request_id: str | None = None, **fields) -> None:
+        if self.spec is None:
+            return  # a jail nobody has claimed yet has no story to tell
         self._emit(
             events.make(
                 type,
@@ -259,8 +265,24 @@ class Environment:
 
     # -- lifecycle: create and init -----------------------------------------
 
+    def assign(self, spec: FunctionSpec, code_dir: Path, initialization_type: str = "on-demand") -> None:
+        """Bind this environment to a function: its code, limits and identity."""
+        self.spec = spec
+        self.initialization_type = initialization_type
+        self.task_dir.mkdir(mode=0o755, exist_ok=True)
+        os.chmod(self.task_dir, 0o755)
+        _link_tree(code_dir, self.task_dir)
+        if self.cgroup is not None:
+            self.cgroup.set_limits(
+                memory_bytes=(spec.memory_mb + MEMORY_HEADROOM_MB) * 1024 * 1024,
+                memory_mb=spec.memory_mb,
+            )
+
     def start(self) -> None:
-        """Cold start: build the jail, start the agent, run Init (≤ 10 s on demand)."""
+        """Cold start: build the jail unless it is up already, start the runtime, run Init.
+
+        Init is held to 10 s on demand (max(130 s, timeout) when provisioned).
+        """
         t0 = time.monotonic()
         self._begin_log(None)
         self.emit("init.start", phase="init", initialization_type=self.initialization_type)
@@ -269,7 +291,8 @@ class Environment:
         if self.initialization_type == "provisioned-concurrency":
             limit = max(PROVISIONED_INIT_LIMIT_S, float(self.spec.timeout_s))
         deadline = t0 + limit
-        self._spawn(deadline)
+        if not self.launched:
+            self.launch(deadline)
         outcome = self._run_init(deadline)
         duration = (time.monotonic() - t0) * 1000
         if outcome.kind == "ok":
@@ -281,15 +304,19 @@ class Environment:
         self._flush_partial()
         self.state = "busy"
 
-    def _spawn(self, deadline: float) -> None:
+    def launch(self, deadline: float) -> None:
+        """Build the jail and start the agent; the runtime waits for an init frame."""
+        self.task_dir.mkdir(mode=0o755, exist_ok=True)
+        os.chmod(self.task_dir, 0o755)
         controllers = self.isolation.cgroup_controllers
         if controllers:
             self.cgroup = EnvironmentCgroup(self.isolation.pool_tag, self.id, controllers)
-            self.cgroup.create(
-                memory_bytes=(self.spec.memory_mb + MEMORY_HEADROOM_MB) * 1024 * 1024,
-                pids_max=PIDS_MAX,
-                memory_mb=self.spec.memory_mb,
-            )
+            self.cgroup.create(pids_max=PIDS_MAX)
+            if self.spec is not None:
+                self.cgroup.set_limits(
+                    memory_bytes=(self.spec.memory_mb + MEMORY_HEADROOM_MB) * 1024 * 1024,
+                    memory_mb=self.spec.memory_mb,
+                )
             self.cgroup.limit_cpu(False)
         host_sock, jail_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         seccomp_fd = None
@@ -302,8 +329,8 @@ class Environment:
             argv = bwrap_argv(
                 python=self.python,
                 runtime_dir=self.runtime_dir,
-                code_dir=self.code_dir,
-                tmp_bytes=self.spec.tmp_mb * 1024 * 1024,
+                code_dir=self.task_dir,
+                tmp_bytes=self.tmp_mb * 1024 * 1024,
                 control_fd=jail_sock.fileno(),
                 seccomp_fd=seccomp_fd,
                 hostname="lambdalab-" + self.id[:8],
@@ -325,6 +352,7 @@ class Environment:
             raise EnvironmentLost(f"the jail did not start: {self._bwrap_error()}")
         self.proc.stderr.close()
         self.keep_pids = self._agent_pids()
+        self.launched = True
 
     def _bwrap_error(self) -> str:
         try:
@@ -688,12 +716,28 @@ class Environment:
                 self.proc.stderr.close()
         if self.cgroup is not None:
             self.cgroup.destroy()
+        shutil.rmtree(self.task_dir, ignore_errors=True)
         if self.sock is not None:
             try:
                 self._poll.unregister(self.sock)
             except (KeyError, ValueError):
                 pass
             self.sock.close()
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Fill ``target`` with hard links to the code cache (a copy across filesystems)."""
+    for dirpath, dirnames, filenames in os.walk(source):
+        rel = os.path.relpath(dirpath, source)
+        dest = target if rel == "." else target / rel
+        for name in dirnames:
+            (dest / name).mkdir(mode=0o755, exist_ok=True)
+        for name in filenames:
+            src = os.path.join(dirpath, name)
+            try:
+                os.link(src, dest / name)
+            except OSError:
+                shutil.copy2(src, dest / name)
 
 
 def _error_body(error_type: str, message: str) -> bytes:

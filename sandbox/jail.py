@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import itertools
 import os
 import shutil
 import subprocess
@@ -69,6 +70,26 @@ def state_dir() -> Path:
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, 0o711)
     return path
+
+
+_pools_made = itertools.count()
+
+
+def task_root(root: Path, pool_tag: str) -> Path:
+    """A pool's own folder of /var/task sources; clears those of processes that died."""
+    from .cgroup import _process_start_time
+
+    tasks = root / "task"
+    tasks.mkdir(exist_ok=True)
+    os.chmod(tasks, 0o711)
+    for folder in tasks.iterdir():
+        pid, start, *_ = (folder.name.split("-") + ["", ""])[:3]
+        if not (pid.isdigit() and _process_start_time(int(pid)) == start):
+            shutil.rmtree(folder, ignore_errors=True)
+    mine = tasks / f"{pool_tag}-{next(_pools_made)}"
+    mine.mkdir()
+    os.chmod(mine, 0o711)
+    return mine
 
 
 def prepare_runtime(python: str, root: Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -27,6 +28,8 @@ from .spec import FunctionSpec
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_ENVIRONMENTS = 256
+DEFAULT_STEM_CELLS = 2
+STEM_CELL_TMP_MB = 512  # Lambda's default /tmp: what nearly every function asks for
 MAX_EVENT_BYTES = 6 * 1024 * 1024
 
 
@@ -45,6 +48,12 @@ class EnvironmentPool:
     takes the most recently used idle environment of the same function
     (warm), or starts a new one (cold). ``on_event`` receives every lifecycle
     event (see ``sandbox.events``) on the invoking thread; it must be quick.
+
+    ``stem_cells`` jails are kept built and waiting, agent running, for no
+    function in particular (as Lambda keeps microVMs ready): a cold start
+    with the default /tmp size takes one, links the code in and starts the
+    runtime, skipping the ~25 ms of building a jail and starting Python.
+    Its Init Duration then counts from there, as Lambda's does.
     """
 
     def __init__(
@@ -52,10 +61,13 @@ class EnvironmentPool:
         on_event: Callable[[dict], Any] | None = None,
         *,
         max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
+        stem_cells: int = DEFAULT_STEM_CELLS,
         require: str = "partial",
     ) -> None:
         if max_environments < 1:
             raise ValueError("max_environments must be at least 1")
+        if not 0 <= stem_cells <= 64:
+            raise ValueError("stem_cells must be between 0 and 64")
         self.on_event = on_event
         self.max_environments = max_environments
         self.isolation_report = probe()
@@ -75,17 +87,23 @@ class EnvironmentPool:
             seccomp_program=self.isolation_report.seccomp_program,
             pool_tag=cgroup.pool_tag(),
         )
+        self._task_root = jail.task_root(self._state_dir, self._isolation.pool_tag)
         self._spawner = jail.Spawner()
         self._uids = jail.UidAllocator.shared(self._state_dir)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._idle: dict[str, list[Environment]] = {}
         self._all: dict[str, Environment] = {}
-        self._starting = 0
+        self._starting = 0  # environments being built for a call, counted against the bound
+        self._stem_cells: list[Environment] = []
+        self._stem_target = min(stem_cells, max_environments)
+        self._growing = 0
         self._closed = False
         self._code_lock = threading.Lock()
         self._janitor = threading.Thread(target=self._evict_idle, name="lambdalab-janitor", daemon=True)
         self._janitor.start()
+        self._grower = threading.Thread(target=self._grow_stem_cells, name="lambdalab-stem-cells", daemon=True)
+        self._grower.start()
 
     # -- public -------------------------------------------------------------
 
@@ -137,7 +155,7 @@ class EnvironmentPool:
             raise ValueError("n must be at least 1")
         with self._lock:
             self._check_open()
-            if len(self._all) + self._starting + n > self.max_environments:
+            if self._count() + n > self.max_environments:
                 raise PoolCapacityError(
                     f"cannot provision {n}: the pool holds at most {self.max_environments} environments"
                 )
@@ -145,12 +163,14 @@ class EnvironmentPool:
         code_dir = self._code_dir(spec)
 
         def one(_) -> Environment:
-            env = self._new_environment(spec, code_dir, "provisioned-concurrency")
+            env = self._new_environment(spec.tmp_mb)
             try:
+                env.assign(spec, code_dir, "provisioned-concurrency")
                 env.start()
                 env._freeze()
             except BaseException:
                 env.destroy()
+                self._uids.release(env.uid)
                 raise
             return env
 
@@ -225,34 +245,61 @@ class EnvironmentPool:
         for env in leftovers:
             env.destroy()
             self._forget(env)
+        self._grower.join(timeout=15)
+        with self._lock:
+            cells, self._stem_cells = self._stem_cells, []
+        for env in cells:
+            self._drop_stem_cell(env)
         self._janitor.join(timeout=5)
         self._spawner.close()
+        shutil.rmtree(self._task_root, ignore_errors=True)
 
     # -- placement ------------------------------------------------------------
 
     def _acquire(self, spec: FunctionSpec) -> tuple[Environment, bool]:
-        victim = None
+        victim = cell = None
+        give_up = time.monotonic() + 15
         with self._lock:
-            self._check_open()
-            idle = self._idle.get(spec.key)
-            if idle:
-                env = idle.pop()  # most recently used: keeps the fewest environments warm
-                env.state = "busy"
-                return env, False
-            if len(self._all) + self._starting >= self.max_environments:
+            while True:
+                self._check_open()
+                idle = self._idle.get(spec.key)
+                if idle:
+                    env = idle.pop()  # most recently used: keeps the fewest environments warm
+                    env.state = "busy"
+                    return env, False
+                if self._stem_cells:
+                    cell = self._stem_cells.pop()
+                    self._changed.notify_all()  # the grower makes another
+                    if spec.tmp_mb != cell.tmp_mb:
+                        victim, cell = cell, None  # wrong /tmp size: it frees its slot instead
+                    break
+                if self._count() < self.max_environments:
+                    break
                 victim = self._oldest_idle()
-                if victim is None:
-                    raise PoolCapacityError(
-                        f"all {self.max_environments} environments of this pool are busy; "
-                        "retry later (Lambda would answer 429 TooManyRequestsException)"
-                    )
-                self._take_idle(victim)
+                if victim is not None:
+                    self._take_idle(victim)
+                    break
+                if self._growing and time.monotonic() < give_up:
+                    self._changed.wait(give_up - time.monotonic())  # a stem cell is nearly ready
+                    continue
+                raise PoolCapacityError(
+                    f"all {self.max_environments} environments of this pool are busy; "
+                    "retry later (Lambda would answer 429 TooManyRequestsException)"
+                )
             self._starting += 1
         try:
-            if victim is not None:
+            if victim is not None and victim.spec is None:
+                self._drop_stem_cell(victim)
+            elif victim is not None:
                 victim.shutdown("capacity")
                 self._forget(victim)
-            env = self._new_environment(spec, self._code_dir(spec), "on-demand")
+            env = cell or self._new_environment(spec.tmp_mb)
+            try:
+                env.assign(spec, self._code_dir(spec), "on-demand")
+            except BaseException:
+                env.destroy()
+                self._uids.release(env.uid)
+                raise
         except BaseException:
             with self._lock:
                 self._starting -= 1
@@ -304,10 +351,14 @@ class EnvironmentPool:
         env.emit("shutdown", reason=reason)
         self._forget(env)
 
-    def _new_environment(self, spec: FunctionSpec, code_dir: Path, init_type: str) -> Environment:
+    def _count(self) -> int:
+        """Environments held against the bound: live, being built, and stem cells."""
+        return len(self._all) + self._starting + len(self._stem_cells) + self._growing
+
+    def _new_environment(self, tmp_mb: int) -> Environment:
         return Environment(
-            spec=spec,
-            code_dir=code_dir,
+            tmp_mb=tmp_mb,
+            task_root=self._task_root,
             runtime_dir=self._runtime_dir,
             python=self._python,
             isolation=self._isolation,
@@ -315,8 +366,46 @@ class EnvironmentPool:
             uid=self._uids.acquire(),
             emit=self._emit,
             runtime_version=self._runtime_version,
-            initialization_type=init_type,
         )
+
+    def _drop_stem_cell(self, env: Environment) -> None:
+        env.destroy()
+        self._uids.release(env.uid)
+
+    def _grow_stem_cells(self) -> None:
+        """Keep ``stem_cells`` jails built and waiting (never beyond the pool's bound)."""
+        failures = 0
+        while True:
+            with self._lock:
+                while not self._closed and (
+                    len(self._stem_cells) + self._growing >= self._stem_target
+                    or self._count() >= self.max_environments
+                ):
+                    self._changed.wait()
+                if self._closed:
+                    return
+                self._growing += 1
+            env = None
+            try:
+                env = self._new_environment(STEM_CELL_TMP_MB)
+                env.launch(time.monotonic() + 10)
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - a host problem: calls build their own jails
+                log.warning("could not build a stem cell: %s", exc)
+                if env is not None:
+                    self._drop_stem_cell(env)
+                env = None
+                failures += 1
+            with self._lock:
+                self._growing -= 1
+                if env is not None and not self._closed:
+                    self._stem_cells.append(env)
+                    env = None
+                self._changed.notify_all()
+                if failures:
+                    self._changed.wait(min(30, 0.5 * 2**failures))
+            if env is not None:
+                self._drop_stem_cell(env)
 
     def _forget(self, env: Environment) -> None:
         with self._lock:
