@@ -1,8 +1,17 @@
-"""Per-environment cgroups (v1): memory limit and peak, pids, CPU quota, freezer.
+"""Per-environment cgroups: memory limit and peak, pids, CPU quota, freezing and killing.
 
-Layout: ``/sys/fs/cgroup/<controller>/lambdalab/<pool>/<environment>``, where
+The limits use the v1 controllers (memory, pids, cpu). Freezing and killing
+use the cgroup v2 hierarchy where the host mounts one beside them (hybrid
+mode, ``/sys/fs/cgroup/unified``): its ``cgroup.freeze`` costs ~25 µs per
+change where v1's freezer costs ~180 µs, and ``cgroup.kill`` takes a whole
+tree at once. Without it, the v1 freezer is used.
+
+Layout: ``<hierarchy>/lambdalab/<pool>/<environment>[/function]``, where
 ``<pool>`` is ``<pid>-<process start time>`` of the owning process, so that a
-pool starting up can tell which leftovers belong to a dead run and clear them.
+pool starting up can tell which leftovers belong to a dead run and clear
+them. ``function`` holds the runtime and everything it starts (the CPU quota
+binds it; the agent beside it, in the environment's own group, is not held
+to the function's CPU, as Lambda's own processes are not).
 """
 
 from __future__ import annotations
@@ -14,18 +23,32 @@ from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
 CONTROLLERS = ("memory", "pids", "cpu", "freezer")
+UNIFIED = "unified"  # the v2 hierarchy of a hybrid host
 TOP = "lambdalab"
 CPU_PERIOD_US = 100_000
 MB_PER_VCPU = 1769
 MAX_VCPUS = 6
 
 
+def _unified_works() -> bool:
+    path = ROOT / UNIFIED
+    if not (path / "cgroup.procs").exists() or not os.access(path, os.W_OK):
+        return False
+    probe = path / TOP
+    try:
+        probe.mkdir(exist_ok=True)
+        return (probe / "cgroup.freeze").exists() and (probe / "cgroup.kill").exists()
+    except OSError:
+        return False
+
+
 def available() -> dict[str, bool]:
-    """Which v1 controllers we can manage here (mounted and writable)."""
+    """Which hierarchies we can manage here (mounted and writable)."""
     found = {}
     for name in CONTROLLERS:
         path = ROOT / name
         found[name] = (path / "cgroup.procs").exists() and os.access(path, os.W_OK)
+    found[UNIFIED] = _unified_works()
     return found
 
 
@@ -57,6 +80,18 @@ def _pids(path: Path) -> list[int]:
         return []
 
 
+def _move(path: Path, pids) -> None:
+    fd = os.open(path / "cgroup.procs", os.O_WRONLY)
+    try:
+        for pid in pids:
+            try:
+                os.write(fd, str(pid).encode())
+            except ProcessLookupError:
+                pass
+    finally:
+        os.close(fd)
+
+
 def cpu_quota_us(memory_mb: int) -> int:
     """CPU time per period in proportion to memory: 1,769 MB buys one vCPU."""
     vcpus = min(MAX_VCPUS, memory_mb / MB_PER_VCPU)
@@ -64,14 +99,22 @@ def cpu_quota_us(memory_mb: int) -> int:
 
 
 class EnvironmentCgroup:
-    """The cgroups of one environment, one directory per controller."""
+    """The cgroups of one environment, one directory per hierarchy."""
 
-    def __init__(self, pool: str, name: str, controllers: tuple[str, ...]) -> None:
-        self.controllers = controllers
-        self.paths = {c: ROOT / c / TOP / pool / name for c in controllers}
+    def __init__(self, pool: str, name: str, hierarchies: tuple[str, ...]) -> None:
+        self.hierarchies = hierarchies
+        self.paths = {h: ROOT / h / TOP / pool / name for h in hierarchies}
+        # Subgroups for the runtime's tree: the CPU quota, and a kill that spares the agent.
+        self.function = {h: self.paths[h] / "function" for h in ("cpu", UNIFIED) if h in self.paths}
+        self._memory_mb = MB_PER_VCPU
+        self._fds: dict[str, int] = {}
+
+    @property
+    def freezes(self) -> bool:
+        return UNIFIED in self.paths or "freezer" in self.paths
 
     def create(self, *, pids_max: int) -> None:
-        for path in self.paths.values():
+        for path in list(self.paths.values()) + list(self.function.values()):
             path.mkdir(parents=True, exist_ok=True)
         if "memory" in self.paths:
             try:
@@ -81,8 +124,7 @@ class EnvironmentCgroup:
         if "pids" in self.paths:
             _write(self.paths["pids"] / "pids.max", str(pids_max))
         if "cpu" in self.paths:
-            _write(self.paths["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
-        self._memory_mb = MB_PER_VCPU
+            _write(self.function["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
 
     def set_limits(self, *, memory_bytes: int, memory_mb: int) -> None:
         """The function's memory, and CPU in proportion to it."""
@@ -92,75 +134,121 @@ class EnvironmentCgroup:
             _write(self.paths["cpu"] / "cpu.shares", str(max(2, memory_mb * 1024 // MB_PER_VCPU)))
         self._memory_mb = memory_mb
 
+    def limit_cpu(self, limited: bool) -> None:
+        """Init runs unthrottled (Lambda's init boost); invokes get the quota."""
+        if "cpu" in self.paths:
+            quota = cpu_quota_us(self._memory_mb) if limited else -1
+            _write(self.function["cpu"] / "cpu.cfs_quota_us", str(quota))
+
+    # -- membership ------------------------------------------------------------
+
     def adopt(self, pids) -> None:
         """Move processes in. The first move on a quiet host waits ~10 ms for an RCU
         grace period (cgroup_threadgroup_rwsem), so callers do it while bwrap is
         still building the jail rather than in the child before exec."""
         for path in self.paths.values():
-            fd = os.open(path / "cgroup.procs", os.O_WRONLY)
-            try:
-                for pid in pids:
-                    try:
-                        os.write(fd, str(pid).encode())
-                    except ProcessLookupError:
-                        pass
-            finally:
-                os.close(fd)
+            _move(path, pids)
 
-    def members(self, pid: int) -> bool:
-        """Whether ``pid`` is in every one of this environment's groups."""
+    def confine(self, pids) -> None:
+        """Put runtime processes in the function subgroups."""
+        for path in self.function.values():
+            _move(path, pids)
+
+    @staticmethod
+    def _where(pid: int) -> dict[str, str]:
         try:
             lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
         except OSError:
-            return False
+            return {}
         where = {}
         for line in lines:
-            _, names, path = line.split(":", 2)
-            for name in names.split(","):
+            number, names, path = line.split(":", 2)
+            for name in names.split(",") if names else [UNIFIED if number == "0" else ""]:
                 where[name] = path
-        return all(where.get(c) == "/" + str(p.relative_to(ROOT / c)) for c, p in self.paths.items())
+        return where
 
-    def limit_cpu(self, limited: bool) -> None:
-        """Init runs unthrottled (Lambda's init boost); invokes get the quota."""
-        if "cpu" in self.paths:
-            quota = cpu_quota_us(self._memory_mb) if limited else -1
-            _write(self.paths["cpu"] / "cpu.cfs_quota_us", str(quota))
+    def _relative(self, hierarchy: str, path: Path) -> str:
+        return "/" + str(path.relative_to(ROOT / hierarchy))
 
-    # -- freezer --------------------------------------------------------------
+    def members(self, pid: int) -> bool:
+        """Whether ``pid`` is in every one of this environment's groups (or below them)."""
+        where = self._where(pid)
+        return all(where.get(h, "").startswith(self._relative(h, p)) for h, p in self.paths.items())
+
+    def confined(self, pid: int) -> bool:
+        where = self._where(pid)
+        return all(where.get(h) == self._relative(h, p) for h, p in self.function.items())
+
+    def function_pids(self) -> list[int] | None:
+        """Members of the function subgroups (None when there are none to tell by)."""
+        if not self.function:
+            return None
+        return sorted({pid for path in self.function.values() for pid in _pids(path)})
+
+    def pids(self) -> list[int]:
+        for h in ("pids", "memory", "freezer", "cpu"):
+            if h in self.paths:
+                return _pids(self.paths[h])
+        if UNIFIED in self.paths:
+            return _pids(self.paths[UNIFIED]) + _pids(self.function[UNIFIED])
+        return []
+
+    # -- freezing --------------------------------------------------------------
+
+    def _hot_fd(self, name: str, path: Path) -> int:
+        """A descriptor kept open for a file written on every invocation."""
+        if name not in self._fds:
+            self._fds[name] = os.open(path, os.O_RDWR)
+        return self._fds[name]
+
+    def request_freeze(self) -> None:
+        """Ask the kernel to freeze every task; it completes on its own within microseconds."""
+        if UNIFIED in self.paths:
+            os.pwrite(self._hot_fd("freeze", self.paths[UNIFIED] / "cgroup.freeze"), b"1", 0)
+        elif "freezer" in self.paths:
+            os.pwrite(self._hot_fd("freeze", self.paths["freezer"] / "freezer.state"), b"FROZEN", 0)
+
+    def thaw(self) -> None:
+        if UNIFIED in self.paths:
+            os.pwrite(self._hot_fd("freeze", self.paths[UNIFIED] / "cgroup.freeze"), b"0", 0)
+        elif "freezer" in self.paths:
+            os.pwrite(self._hot_fd("freeze", self.paths["freezer"] / "freezer.state"), b"THAWED", 0)
+
+    def freezer_state(self) -> str | None:
+        """FROZEN once every task is frozen; FREEZING or THAWED otherwise."""
+        if UNIFIED in self.paths:
+            events = (self.paths[UNIFIED] / "cgroup.events").read_text()
+            frozen = "frozen 1" in events
+            wanted = (self.paths[UNIFIED] / "cgroup.freeze").read_text().strip() == "1"
+            return "FROZEN" if frozen else ("FREEZING" if wanted else "THAWED")
+        if "freezer" in self.paths:
+            return (self.paths["freezer"] / "freezer.state").read_text().strip()
+        return None
 
     def freeze(self, timeout: float = 2.0) -> bool:
-        path = self.paths.get("freezer")
-        if path is None:
+        """Freeze and wait until every task is frozen."""
+        if not self.freezes:
             return False
-        state = path / "freezer.state"
-        _write(state, "FROZEN")
+        self.request_freeze()
         deadline = time.monotonic() + timeout
         delay = 0.00002
-        while True:
-            with open(state, "rb") as f:
-                if f.read().startswith(b"FROZEN"):
-                    return True
+        while self.freezer_state() != "FROZEN":
             if time.monotonic() > deadline:
                 return False
             time.sleep(delay)
             delay = min(delay * 2, 0.005)
-
-    def thaw(self) -> None:
-        path = self.paths.get("freezer")
-        if path is not None:
-            _write(path / "freezer.state", "THAWED")
+        return True
 
     # -- memory ---------------------------------------------------------------
 
     def reset_peak(self) -> None:
         if "memory" in self.paths:
-            _write(self.paths["memory"] / "memory.max_usage_in_bytes", "0")
+            os.pwrite(self._hot_fd("peak", self.paths["memory"] / "memory.max_usage_in_bytes"), b"0", 0)
 
     def peak_bytes(self) -> int | None:
         if "memory" not in self.paths:
             return None
-        with open(self.paths["memory"] / "memory.max_usage_in_bytes", "rb") as f:
-            return int(f.read())
+        return int(os.pread(self._hot_fd("peak", self.paths["memory"] / "memory.max_usage_in_bytes"), 32, 0))
 
     def usage_bytes(self) -> int | None:
         if "memory" not in self.paths:
@@ -176,36 +264,57 @@ class EnvironmentCgroup:
                 return int(line.split()[1])
         return 0
 
-    # -- processes ------------------------------------------------------------
-
-    def pids(self) -> list[int]:
-        for c in ("pids", "freezer", "memory", "cpu"):
-            if c in self.paths:
-                return _pids(self.paths[c])
-        return []
+    # -- killing --------------------------------------------------------------
 
     def kill(self, keep: set[int] = frozenset(), timeout: float = 2.0) -> bool:
-        """SIGKILL every member but ``keep``, frozen first so none can fork away."""
+        """SIGKILL every member but ``keep`` (the runtime's tree, when keep is the agent's chain)."""
+        if UNIFIED in self.paths:
+            for path in [self.function[UNIFIED]] + ([] if keep else [self.paths[UNIFIED]]):
+                try:
+                    _write(path / "cgroup.kill", "1")
+                except FileNotFoundError:
+                    pass
+        def victims() -> list[int]:
+            if keep:  # the runtime's tree only: the agent's fresh, idle pre-fork is not in it yet
+                members = self.function_pids()
+                if members is not None:
+                    return [p for p in members if p not in keep]
+            return [p for p in self.pids() if p not in keep]
+
         deadline = time.monotonic() + timeout
+        delay = 0.0002
         while time.monotonic() < deadline:
-            victims = [p for p in self.pids() if p not in keep]
-            if not victims:
+            if not victims():
                 return True
-            frozen = self.freeze(timeout=0.5)
-            for pid in [p for p in self.pids() if p not in keep]:
+            if UNIFIED in self.paths:  # cgroup.kill already took them all, forks included
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
+                continue
+            frozen = self.freeze(timeout=0.5)  # nothing forks away while we take it
+            for pid in victims():
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
             if frozen:
                 self.thaw()
-            time.sleep(0.001)
-        return not [p for p in self.pids() if p not in keep]
+            time.sleep(delay)  # killed tasks leave the group as they finish exiting
+            delay = min(delay * 2, 0.01)
+        return not victims()
+
+    def close_fds(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
     def destroy(self) -> None:
-        self.thaw()
+        try:
+            self.thaw()
+        except FileNotFoundError:
+            pass
         self.kill()
-        for path in self.paths.values():
+        self.close_fds()
+        for path in list(self.function.values()) + list(self.paths.values()):
             for _ in range(100):
                 try:
                     path.rmdir()
@@ -216,11 +325,13 @@ class EnvironmentCgroup:
                     time.sleep(0.005)  # the last members are still exiting
 
 
-def clean_stale(controllers: tuple[str, ...]) -> list[str]:
+def clean_stale(hierarchies: tuple[str, ...] = CONTROLLERS + (UNIFIED,)) -> list[str]:
     """Remove cgroups of pools whose process is gone; kill what is left in them."""
+    hierarchies = tuple(h for h in hierarchies if (ROOT / h).is_dir())
     removed = []
-    for c in controllers:
-        top = ROOT / c / TOP
+    stale: set[tuple[str, str]] = set()
+    for h in hierarchies:
+        top = ROOT / h / TOP
         if not top.is_dir():
             continue
         for pool_dir in top.iterdir():
@@ -229,25 +340,21 @@ def clean_stale(controllers: tuple[str, ...]) -> list[str]:
             pid, _, start = pool_dir.name.partition("-")
             if pid.isdigit() and _process_start_time(int(pid)) == start:
                 continue  # the owner is alive
-            for env_dir in [d for d in pool_dir.iterdir() if d.is_dir()]:
-                group = EnvironmentCgroup.__new__(EnvironmentCgroup)
-                group.controllers = (c,)
-                group.paths = {c: env_dir}
-                if c != "freezer":
-                    group.paths.update(
-                        {"freezer": ROOT / "freezer" / TOP / pool_dir.name / env_dir.name}
-                    )
-                    if not group.paths["freezer"].is_dir():
-                        del group.paths["freezer"]
-                group.thaw()
-                group.kill()
-                try:
-                    env_dir.rmdir()
-                except OSError:
-                    pass
-                removed.append(str(env_dir))
-            try:
-                pool_dir.rmdir()
-            except OSError:
-                pass
+            for env_dir in pool_dir.iterdir():
+                if env_dir.is_dir():
+                    stale.add((pool_dir.name, env_dir.name))
+    for pool, env in sorted(stale):
+        group = EnvironmentCgroup(pool, env, tuple(h for h in hierarchies if (ROOT / h / TOP / pool / env).is_dir()))
+        group.destroy()
+        removed.append(f"{pool}/{env}")
+    for h in hierarchies:
+        top = ROOT / h / TOP
+        if top.is_dir():
+            for pool_dir in top.iterdir():
+                pid, _, start = pool_dir.name.partition("-")
+                if pool_dir.is_dir() and not (pid.isdigit() and _process_start_time(int(pid)) == start):
+                    try:
+                        pool_dir.rmdir()
+                    except OSError:
+                        pass
     return removed

@@ -10,6 +10,7 @@ the host keeps its own clocks, limits and counters.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import math
 import os
@@ -18,10 +19,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import events, report
@@ -65,12 +67,20 @@ class InvokeResult:
     log_truncated: bool = False
 
     def to_dict(self) -> dict:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in _RESULT_FIELDS}
         data["payload"] = self.payload.decode("utf-8", "replace")
+        data["logs"] = list(self.logs)
         return data
 
     def json(self):
         return json.loads(self.payload)
+
+
+_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(InvokeResult))
+# invoke.end carries the result; the envelope has the ids, and the lines came as log events
+_EVENT_FIELDS = tuple(
+    n for n in _RESULT_FIELDS if n not in ("request_id", "environment_id", "function", "logs", "payload")
+)
 
 
 @dataclass
@@ -132,6 +142,8 @@ class Environment:
         self.sock: socket.socket | None = None
         self.cgroup: EnvironmentCgroup | None = None
         self.keep_pids: set[int] = set()
+        self._oom_kills = 0
+        self._freeze_lock = threading.Lock()
         self._reader = frames.FrameReader()
         self._frames: collections.deque = collections.deque()
         self._poll = select.poll()
@@ -352,6 +364,7 @@ class Environment:
             raise EnvironmentLost(f"the jail did not start: {self._bwrap_error()}")
         self.proc.stderr.close()
         self.keep_pids = self._agent_pids()
+        self._confine_runtime()
         self.launched = True
 
     def _bwrap_error(self) -> str:
@@ -363,27 +376,40 @@ class Environment:
         return err or f"bwrap exited with {self.proc.returncode}"
 
     def _agent_pids(self) -> set[int]:
-        """Host pids of bwrap, its pid 1 and the agent: all the jail holds before the runtime.
+        """Host pids of bwrap, its pid 1 and the agent (the chain above the runtime).
 
         With cgroups, this is also where the jail's membership is made sure of:
-        bwrap may have forked before it was moved in, and the agent has started
-        nothing yet (it waits for the init frame), so the tree is complete.
+        bwrap may have forked before it was moved in. The agent's own child, the
+        pre-forked runtime, is idle until the init frame: it is moved under the
+        function's CPU quota by _confine_runtime before any user code runs.
         """
-        found, todo = set(), [self.proc.pid]
-        while todo:
-            pid = todo.pop()
-            found.add(pid)
+        chain, pid = [self.proc.pid], self.proc.pid
+        for _ in range(2):
             try:
-                todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
             except OSError:
-                pass
+                children = []
+            if len(children) != 1:
+                raise EnvironmentLost("the jail's process tree is not bwrap, its pid 1 and the agent")
+            pid = int(children[0])
+            chain.append(pid)
+        found = set(chain)
         if self.cgroup is not None:
-            strays = [pid for pid in found if not self.cgroup.members(pid)]
+            # walk the real process tree: what bwrap forked before its move is not in the groups
+            strays = [pid for pid in self._tree_pids() if not self.cgroup.members(pid)]
             if strays:
                 self.cgroup.adopt(strays)
                 if not all(self.cgroup.members(pid) for pid in strays):
                     raise EnvironmentLost("could not move the jail into its cgroups")
         return found
+
+    def _confine_runtime(self) -> None:
+        """Every process but the agent's chain goes under the function's CPU quota."""
+        if self.cgroup is None:
+            return
+        loose = [pid for pid in self.cgroup.pids() if pid not in self.keep_pids and not self.cgroup.confined(pid)]
+        if loose:
+            self.cgroup.confine(loose)
 
     def runtime_env(self) -> dict[str, str]:
         spec = self.spec
@@ -416,6 +442,7 @@ class Environment:
 
     def _run_init(self, deadline: float) -> _Outcome:
         """Start the runtime and wait until it asks for work (Init is done)."""
+        self._confine_runtime()
         self._send(
             {
                 "t": "init",
@@ -465,14 +492,14 @@ class Environment:
         """One invocation, start to REPORT; the environment is left frozen."""
         spec = self.spec
         self.invocations += 1
-        if self.frozen:
-            self._thaw()
+        with self._freeze_lock:
+            if self.frozen:
+                self._thaw()
         if not cold:
             self._begin_log(request_id)
         self._request_id = request_id
         t0 = time.monotonic()
         deadline = t0 + spec.timeout_s
-        oom_before = self.cgroup.oom_kills() if self.cgroup is not None else 0
         if self.cgroup is not None:
             self.cgroup.reset_peak()
         outcome = None
@@ -482,12 +509,14 @@ class Environment:
             self._started(request_id, cold)
             outcome = self._run_invoke(payload, request_id, deadline, headers or {})
         duration = (time.monotonic() - t0) * 1000
-        if outcome.kind == "exit" and self.cgroup is not None and self.cgroup.oom_kills() > oom_before:
-            outcome.error_type = "Runtime.OutOfMemory"
+        if outcome.kind == "exit" and self.cgroup is not None:
+            kills = self.cgroup.oom_kills()
+            if kills > self._oom_kills:  # the memory cgroup's OOM killer took the runtime
+                outcome.error_type = "Runtime.OutOfMemory"
+            self._oom_kills = kills
         result = self._finish(request_id, cold, outcome, duration)
-        self._freeze()
         self.last_used = time.monotonic()
-        return result
+        return result  # the pool freezes it once it is idle (freeze_if_idle)
 
     def _suppressed_init(self, request_id: str, deadline: float) -> _Outcome | None:
         """Init again inside the invocation, bounded by its timeout (after a reset or failed Init)."""
@@ -518,7 +547,7 @@ class Environment:
             "id": request_id,
             "deadline_ms": deadline_ms,
             "arn": f"arn:aws:lambda:us-east-1:000000000000:function:{self.spec.function_name}",
-            "trace_id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0",
+            "trace_id": _trace_id(),
         }
         header.update({k: v for k, v in headers.items() if k in ("client_context", "cognito_identity", "content_type")})
         self._send(header, payload)
@@ -602,25 +631,32 @@ class Environment:
             logs=list(self._log_lines),
             log_truncated=self._log_truncated,
         )
-        fields = result.to_dict()
-        for name in ("request_id", "function", "logs"):
-            fields.pop(name)
-        fields.pop("environment_id")
+        fields = {name: getattr(result, name) for name in _EVENT_FIELDS}
+        fields["payload"] = result.payload.decode("utf-8", "replace")
         self.emit("invoke.end", request_id=request_id, **fields)
         return result
 
     # -- freeze, thaw, reset ------------------------------------------------
 
+    def freeze_if_idle(self) -> bool:
+        """Freeze unless a call took the environment meanwhile (as Lambda freezes only
+        when no event is waiting). Runs on the pool's freezer thread."""
+        with self._freeze_lock:
+            if self.state != "idle" or self.frozen:
+                return False
+            self._freeze()
+            return True
+
     def _freeze(self) -> None:
-        if self.cgroup is not None and "freezer" in self.cgroup.paths:
-            self.cgroup.freeze()
+        if self.cgroup is not None and self.cgroup.freezes:
+            self.cgroup.request_freeze()
         else:
             self._signal_jail(signal.SIGSTOP)
         self.frozen = True
         self.emit("freeze")
 
     def _thaw(self) -> None:
-        if self.cgroup is not None and "freezer" in self.cgroup.paths:
+        if self.cgroup is not None and self.cgroup.freezes:
             self.cgroup.thaw()
         else:
             self._signal_jail(signal.SIGCONT)
@@ -639,6 +675,10 @@ class Environment:
     def _jail_pids(self) -> list[int]:
         if self.cgroup is not None:
             return self.cgroup.pids()
+        return self._tree_pids()
+
+    def _tree_pids(self) -> list[int]:
+        """bwrap and all its descendants, from /proc."""
         found, todo = [], [self.proc.pid]
         while todo and len(found) < 4096:
             pid = todo.pop()
@@ -675,8 +715,9 @@ class Environment:
         if self.state == "dead" or self.proc is None:
             return
         try:
-            if self.frozen:
-                self._thaw()
+            with self._freeze_lock:
+                if self.frozen:
+                    self._thaw()
             self._send({"t": "shutdown", "grace_ms": int(SHUTDOWN_GRACE_S * 1000)})
         except EnvironmentLost:
             pass
@@ -723,6 +764,11 @@ class Environment:
             except (KeyError, ValueError):
                 pass
             self.sock.close()
+
+
+def _trace_id() -> str:
+    ids = os.urandom(20).hex()
+    return f"Root=1-{int(time.time()):08x}-{ids[:24]};Parent={ids[24:]};Sampled=0"
 
 
 def _link_tree(source: Path, target: Path) -> None:

@@ -89,7 +89,12 @@ def probe() -> IsolationReport:
     else:
         report.add("uid", "partial", f"environments share this user's uid {os.getuid()} (not root: cannot pick uids)")
     found = cgroup.available()
-    report.cgroup_controllers = tuple(c for c in cgroup.CONTROLLERS if found[c])
+    hierarchies = [c for c in ("memory", "pids", "cpu") if found[c]]
+    if found[cgroup.UNIFIED]:
+        hierarchies.append(cgroup.UNIFIED)  # v2 freezer and cgroup.kill
+    elif found["freezer"]:
+        hierarchies.append("freezer")
+    report.cgroup_controllers = tuple(hierarchies)
     report.add(
         "memory",
         "strong" if found["memory"] else "none",
@@ -107,11 +112,12 @@ def probe() -> IsolationReport:
         "cpu cgroup: quota in proportion to memory (1,769 MB = 1 vCPU)" if found["cpu"]
         else "no writable cpu cgroup: CPU is not limited",
     )
-    report.add(
-        "freezer",
-        "strong" if found["freezer"] else "partial",
-        "freezer cgroup" if found["freezer"] else "SIGSTOP/SIGCONT of every jail process",
-    )
+    if found[cgroup.UNIFIED]:
+        report.add("freezer", "strong", "cgroup v2 freezer (cgroup.freeze) and cgroup.kill")
+    elif found["freezer"]:
+        report.add("freezer", "strong", "cgroup v1 freezer")
+    else:
+        report.add("freezer", "partial", "SIGSTOP/SIGCONT of every jail process")
     try:
         report.seccomp_program = compile_filter()
         report.add("seccomp", "strong", "denies ptrace, mount, unshare, keyctl, bpf, io_uring and more")

@@ -16,7 +16,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.events: list[dict] = []
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.RLock())
 
     def __call__(self, event: dict) -> None:
         with self._cond:
@@ -24,12 +24,23 @@ class Recorder:
             self._cond.notify_all()
 
     def of(self, type: str | None = None, **match) -> list[dict]:
-        with self._cond:
+        with self._cond:  # reentrant: wait_count calls it holding the lock
             return [
                 e
                 for e in self.events
                 if (type is None or e["type"] == type) and all(e.get(k) == v for k, v in match.items())
             ]
+
+    def wait_count(self, n: int, type: str, timeout: float = 10.0, **match) -> list[dict]:
+        """Wait until ``n`` events of ``type`` (matching ``match``) have come."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(found := self.of(type, **match)) < n:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"only {len(found)} of {n} {type} events came")
+                self._cond.wait(remaining)
+            return found
 
     def wait_for(self, predicate: Callable[[dict], bool], timeout: float = 10.0) -> dict:
         deadline = time.monotonic() + timeout

@@ -135,11 +135,13 @@ class Connection:
 
 
 class Runtime:
-    def __init__(self, pid: int, pidfd: int, log_fd: int, status_fd: int | None) -> None:
+    def __init__(self, pid: int, pidfd: int, log_fd: int, status_fd: int | None, cfg_fd: int | None) -> None:
         self.pid = pid
         self.pidfd = pidfd
         self.log_fd = log_fd
         self.status_fd = status_fd
+        self.cfg_fd = cfg_fd  # open until the runtime is started
+        self.status = 0  # wait status, once reaped
 
 
 class Agent:
@@ -198,36 +200,54 @@ class Agent:
 
     # -- runtime process ----------------------------------------------------
 
+    def prefork(self) -> None:
+        """Fork the next runtime now, idle until its config arrives.
+
+        The fork is then off the cold path, and the host can move the child
+        into the function's CPU group (the agent itself is not held to the
+        function's CPU quota) before any user code runs.
+        """
+        cfg_r, cfg_w = os.pipe()
+        log_r, log_w = os.pipe()
+        status_r, status_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(cfg_w)
+            os.close(log_r)
+            os.close(status_r)
+            self.become_runtime(cfg_r, log_w, status_w)
+        for fd in (cfg_r, log_w, status_w):
+            os.close(fd)
+        os.set_blocking(log_r, False)
+        pidfd = os.pidfd_open(pid)
+        self.runtime = Runtime(pid, pidfd, log_r, status_r, cfg_w)
+        self.sel.register(log_r, EVENT_READ, "log")
+        self.sel.register(pidfd, EVENT_READ, "exit")
+        self.sel.register(status_r, EVENT_READ, "status")
+
     def start_runtime(self, config: dict) -> None:
-        if self.runtime is not None:
-            self.reset()
+        if self.runtime is not None and self.runtime.cfg_fd is None:
+            self.reset(report=False)  # a runtime is running: a new init replaces it
+        if self.runtime is None:
+            self.prefork()
         self.config = config
         self.state = "init"
         self.begin_phase()
-        log_r, log_w = os.pipe()
-        status_r, status_w = os.pipe() if config["runtime"] == "python" else (None, None)
-        pid = os.fork()
-        if pid == 0:
-            self.become_runtime(config, log_w, status_w)
-        os.close(log_w)
-        os.set_blocking(log_r, False)
-        if status_w is not None:
-            os.close(status_w)
-        pidfd = os.pidfd_open(pid)
-        self.runtime = Runtime(pid, pidfd, log_r, status_r)
-        self.sel.register(log_r, EVENT_READ, "log")
-        self.sel.register(pidfd, EVENT_READ, "exit")
-        if status_r is not None:
-            self.sel.register(status_r, EVENT_READ, "status")
+        rt = self.runtime
+        data = fastjson.dumps(config).encode()
+        while data:
+            data = data[os.write(rt.cfg_fd, data) :]
+        os.close(rt.cfg_fd)
+        rt.cfg_fd = None
 
-    def become_runtime(self, config: dict, log_w: int, status_w: int | None) -> None:
-        """In the forked child: drop the agent's descriptors and become the runtime."""
+    def become_runtime(self, cfg_r: int, log_w: int, status_w: int) -> None:
+        """In the forked child: drop the agent's descriptors, wait for a config, become the runtime."""
         try:
             devnull = os.open("/dev/null", os.O_RDONLY)
             os.dup2(devnull, 0)
             os.dup2(log_w, 1)
             os.dup2(log_w, 2)
-            keep = {0, 1, 2, status_w}
+            keep = {0, 1, 2, status_w, cfg_r}
             for name in os.listdir("/proc/self/fd"):
                 fd = int(name)
                 if fd not in keep:
@@ -243,12 +263,23 @@ class Agent:
                     f.write("1000")
             except OSError:
                 pass
+            chunks = []
+            while True:
+                chunk = os.read(cfg_r, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            os.close(cfg_r)
+            if not chunks:
+                os._exit(0)  # the agent went away without starting us
+            config = fastjson.loads(b"".join(chunks))
             os.environ.clear()
             os.environ.update(config["env"])
             os.chdir(config.get("task_root", "/var/task"))
             if config["runtime"] == "python":
                 bootstrap.run_forked(config["handler"], status_w)
                 os._exit(0)
+            os.close(status_w)
             for candidate in ("/var/task/bootstrap", "/opt/bootstrap"):
                 if os.access(candidate, os.X_OK):
                     os.execve(candidate, [candidate], config["env"])
@@ -276,7 +307,10 @@ class Agent:
 
     def on_exit(self) -> None:
         rt = self.runtime
-        _, status = os.waitpid(rt.pid, 0)
+        try:
+            _, status = os.waitpid(rt.pid, 0)
+        except ChildProcessError:  # already collected by reap()
+            status = rt.status
         self.drain_logs()
         self.release_runtime()
         if self.state != "none":
@@ -284,12 +318,14 @@ class Agent:
             self.send({"t": "exit", "status": exit_description(status), "state": self.state})
         self.state = "none"
         self.current_id = None
+        if not self.shutting_down:
+            self.prefork()
 
     def release_runtime(self) -> None:
         rt = self.runtime
         if rt is None:
             return
-        for fd in (rt.pidfd, rt.log_fd, rt.status_fd):
+        for fd in (rt.pidfd, rt.log_fd, rt.status_fd, rt.cfg_fd):
             if fd is not None:
                 try:
                     self.sel.unregister(fd)
@@ -312,14 +348,15 @@ class Agent:
                 except OSError:
                     pass
 
-    def reset(self) -> None:
+    def reset(self, report: bool = True) -> None:
         """Kill the runtime and all it started; the jail, /tmp and agent stay."""
         rt = self.runtime
-        for _ in range(50):
+        for _ in range(400):  # bounded: ~1 s
             self.kill_all()
-            if not any(n.isdigit() and int(n) not in (1, os.getpid()) for n in os.listdir("/proc")):
+            self.reap()
+            if not self.others_alive():
                 break
-            time.sleep(0.002)
+            time.sleep(0.0005)
         if rt is not None:
             try:
                 os.waitpid(rt.pid, 0)
@@ -330,7 +367,35 @@ class Agent:
         self.state = "none"
         self.current_id = None
         self.pending = None
-        self.send({"t": "reset.done"})
+        self.prefork()
+        if report:
+            self.send({"t": "reset.done"})
+
+    def reap(self) -> None:
+        """Collect our dead children (the runtime); bwrap's pid 1 reaps orphans."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if self.runtime is not None and pid == self.runtime.pid:
+                self.runtime.status = status
+
+    def others_alive(self) -> bool:
+        """Is any process but pid 1 and us still running (zombies aside)?"""
+        me = os.getpid()
+        for name in os.listdir("/proc"):
+            if name.isdigit() and int(name) not in (1, me):
+                try:
+                    with open(f"/proc/{name}/stat", "rb") as f:
+                        state = f.read().rsplit(b")", 1)[1].split()[0]
+                except (OSError, IndexError):
+                    continue
+                if state not in (b"Z", b"X"):
+                    return True
+        return False
 
     def shutdown(self, grace_ms: int) -> None:
         self.shutting_down = True
@@ -628,6 +693,8 @@ class Agent:
         self.send({"t": "hello", "pid": os.getpid()})
         while True:
             for key, mask in self.sel.select():
+                if self.sel.keys.get(key.fd) is not key:
+                    continue  # unregistered by an earlier handler of this batch (a stale event)
                 what = key.data
                 if what == "ctrl":
                     self.on_ctrl()
@@ -637,7 +704,7 @@ class Agent:
                     if self.runtime is not None and self.runtime.log_fd is not None:
                         self.on_log()
                 elif what == "exit":
-                    if self.runtime is not None:
+                    if self.runtime is not None and self.runtime.pidfd == key.fd:
                         self.on_exit()
                 elif what == "status":
                     if self.runtime is not None and self.runtime.status_fd is not None:
@@ -706,7 +773,9 @@ def main() -> None:
     os.close(devnull)
     limit_resources()
     gc.freeze()  # keep the agent's objects out of the collector: forks stay shared
-    Agent(ctrl_fd).run()
+    agent = Agent(ctrl_fd)
+    agent.prefork()
+    agent.run()
 
 
 if __name__ == "__main__":

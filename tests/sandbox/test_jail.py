@@ -165,7 +165,8 @@ def lambda_handler(event, context):
     assert 100 < peak <= 1024  # it really forked, and was held at Lambda's 1,024 tasks
     env = pool._all[result.environment_id]
     # everything the bomb started is gone, and the environment is usable again
-    assert len(env.cgroup.pids()) <= 3
+    assert env.cgroup.function_pids() == []
+    assert len(env.cgroup.pids()) <= 4  # bwrap, its pid 1, the agent and its idle pre-forked runtime
     again = pool.invoke(bomb, {"ok": True})
     assert again.environment_id == result.environment_id and again.json() == "alive"
 
@@ -241,6 +242,26 @@ os.kill(os.getpid(), 9)
     # the next pool start clears what a crashed pool left (frozen jails cannot die until thawed)
     from sandbox import cgroup
 
-    cgroup.clean_stale(cgroup.CONTROLLERS)
+    cgroup.clean_stale()
     assert not any(Path(g).exists() for g in left["groups"])
     assert not [pid for pid in left["pids"] if running(pid)]
+
+
+@pytest.mark.parametrize("stem_cells", [0, 2])
+def test_every_jail_process_is_in_its_cgroups_and_the_runtime_under_the_cpu_quota(make_pool, make_spec, stem_cells):
+    pool = make_pool(stem_cells=stem_cells)
+    spec = make_spec("import subprocess, time\ndef lambda_handler(event, context):\n"
+                     "    subprocess.Popen(['sleep', '30'])\n    time.sleep(0.3)\n    return 1\n")
+    # six at once: six environments, some built while bwrap was still forking
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(6) as ex:
+        results = list(ex.map(lambda _: pool.invoke(spec), range(6)))
+    assert all(r.status == "success" for r in results)
+    assert len({r.environment_id for r in results}) == 6
+    for env in list(pool._all.values()):
+        tree = env._tree_pids()
+        assert len(tree) >= 5  # bwrap, its pid 1, the agent, the runtime, sleep
+        assert all(env.cgroup.members(pid) for pid in tree), tree
+        runtime_tree = [pid for pid in tree if pid not in env.keep_pids]
+        assert runtime_tree and all(env.cgroup.confined(pid) for pid in runtime_tree)
