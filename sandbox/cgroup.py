@@ -201,25 +201,30 @@ class EnvironmentCgroup:
             self._fds[name] = os.open(path, os.O_RDWR)
         return self._fds[name]
 
+    def _freeze_group(self) -> Path:
+        """With cgroup v2, the function's own tree: user code stops; the agent,
+        idle in epoll and running none of it, is not woken to freeze and thaw."""
+        return self.function[UNIFIED]
+
     def request_freeze(self) -> None:
         """Ask the kernel to freeze every task; it completes on its own within microseconds."""
         if UNIFIED in self.paths:
-            os.pwrite(self._hot_fd("freeze", self.paths[UNIFIED] / "cgroup.freeze"), b"1", 0)
+            os.pwrite(self._hot_fd("freeze", self._freeze_group() / "cgroup.freeze"), b"1", 0)
         elif "freezer" in self.paths:
             os.pwrite(self._hot_fd("freeze", self.paths["freezer"] / "freezer.state"), b"FROZEN", 0)
 
     def thaw(self) -> None:
         if UNIFIED in self.paths:
-            os.pwrite(self._hot_fd("freeze", self.paths[UNIFIED] / "cgroup.freeze"), b"0", 0)
+            os.pwrite(self._hot_fd("freeze", self._freeze_group() / "cgroup.freeze"), b"0", 0)
         elif "freezer" in self.paths:
             os.pwrite(self._hot_fd("freeze", self.paths["freezer"] / "freezer.state"), b"THAWED", 0)
 
     def freezer_state(self) -> str | None:
         """FROZEN once every task is frozen; FREEZING or THAWED otherwise."""
         if UNIFIED in self.paths:
-            events = (self.paths[UNIFIED] / "cgroup.events").read_text()
+            events = (self._freeze_group() / "cgroup.events").read_text()
             frozen = "frozen 1" in events
-            wanted = (self.paths[UNIFIED] / "cgroup.freeze").read_text().strip() == "1"
+            wanted = (self._freeze_group() / "cgroup.freeze").read_text().strip() == "1"
             return "FROZEN" if frozen else ("FREEZING" if wanted else "THAWED")
         if "freezer" in self.paths:
             return (self.paths["freezer"] / "freezer.state").read_text().strip()

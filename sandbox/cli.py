@@ -50,9 +50,12 @@ def lambda_handler(event, context):
             continue  # listdir's own descriptor, closed by now
         if stat.S_ISSOCK(mode):
             s = socket.socket(fileno=os.dup(fd))
-            family = s.family
+            try:
+                peer = s.getpeername()
+            except OSError:
+                peer = None
             s.close()
-            if family == socket.AF_INET:
+            if peer in (("127.0.0.1", 9001), "\0lambdalab-runtime-api", b"\0lambdalab-runtime-api"):
                 continue  # the runtime's own connection to the Runtime API
         inherited.append(fd)
     facts["no host descriptors inherited"] = not inherited

@@ -78,6 +78,10 @@ class Selector:
         return ready
 
 API_HOST, API_PORT = "127.0.0.1", 9001
+# The same API on an abstract Unix socket (private to the jail's network namespace):
+# our runtime uses it, as its kernel path costs less CPU per call than loopback TCP,
+# which matters under a 128 MB function's 7% CPU quota. Other runtimes use TCP.
+API_UNIX = "\0lambdalab-runtime-api"
 PREFIX = "/2018-06-01/runtime"
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # 6,291,556 bytes, as Lambda's RAPID
 MAX_REQUEST_HEAD = 64 * 1024
@@ -155,6 +159,11 @@ class Agent:
         self.listener.bind((API_HOST, API_PORT))
         self.listener.listen(16)
         self.listener.setblocking(False)
+        self.unix_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.unix_listener.bind(API_UNIX)
+        self.unix_listener.listen(16)
+        self.unix_listener.setblocking(False)
+        self.sel.register(self.unix_listener, EVENT_READ, "accept-unix")
         self.sel.register(self.ctrl, EVENT_READ, "ctrl")
         self.sel.register(self.listener, EVENT_READ, "accept")
         self.conns: dict[int, Connection] = {}
@@ -458,17 +467,18 @@ class Agent:
 
     # -- Runtime API --------------------------------------------------------
 
-    def on_accept(self) -> None:
+    def on_accept(self, listener) -> None:
         try:
-            fd, _ = self.listener._accept()
+            fd, _ = listener._accept()
         except BlockingIOError:
             return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, fd)
+        sock = socket.socket(listener.family, socket.SOCK_STREAM, 0, fd)
         if len(self.conns) >= MAX_CONNECTIONS:
             sock.close()
             return
         sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if listener.family == socket.AF_INET:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(sock)
         self.conns[sock.fileno()] = conn
         self.sel.register(sock, EVENT_READ, conn)
@@ -699,7 +709,9 @@ class Agent:
                 if what == "ctrl":
                     self.on_ctrl()
                 elif what == "accept":
-                    self.on_accept()
+                    self.on_accept(self.listener)
+                elif what == "accept-unix":
+                    self.on_accept(self.unix_listener)
                 elif what == "log":
                     if self.runtime is not None and self.runtime.log_fd is not None:
                         self.on_log()
