@@ -189,9 +189,12 @@ def invoke(args) -> int:
 def check(args) -> int:
     import os
 
-    from .isolation import probe
+    from .isolation import disabled_from_env, probe
 
-    report = probe()
+    try:
+        report = probe(disabled_from_env())
+    except ValueError as exc:
+        return _bad(str(exc))
     verified: dict[str, bool] = {}
     if not report.blocking:
         allowed = [

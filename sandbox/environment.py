@@ -601,7 +601,7 @@ class Environment:
         init_ms = self.init_duration_ms if cold else None
         timeout_ms = spec.timeout_ms if outcome.kind == "timeout" else None
         billed = report.billed_ms(duration, init_ms, timeout_ms)
-        peak = self.cgroup.peak_bytes() if self.cgroup is not None else None
+        peak = self.cgroup.peak_bytes() if self.cgroup is not None else self._peak_rss()
         max_mb = math.ceil(peak / (1024 * 1024)) if peak else 0
         self.platform_line(report.end_line(request_id), request_id)
         line = report.report_line(
@@ -676,6 +676,20 @@ class Environment:
         if self.cgroup is not None:
             return self.cgroup.pids()
         return self._tree_pids()
+
+    def _peak_rss(self) -> int:
+        """Without a memory cgroup: the runtime's processes' peak RSS (VmHWM), summed."""
+        total = 0
+        for pid in self._tree_pids():
+            if pid in self.keep_pids:
+                continue
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1]) * 1024
+            except OSError:
+                pass
+        return total
 
     def _tree_pids(self) -> list[int]:
         """bwrap and all its descendants, from /proc."""

@@ -65,8 +65,21 @@ def _namespaces_work(bwrap: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=1)
-def probe() -> IsolationReport:
+DISABLEABLE = ("cgroups", "cgroup-v2", "seccomp")
+
+
+def disabled_from_env() -> frozenset[str]:
+    """``LAMBDALAB_DISABLE=cgroups,seccomp``: act as on a host without them (to see the fallbacks)."""
+    names = {n.strip() for n in os.environ.get("LAMBDALAB_DISABLE", "").split(",") if n.strip()}
+    unknown = names - set(DISABLEABLE)
+    if unknown:
+        raise ValueError(f"LAMBDALAB_DISABLE: unknown feature(s) {', '.join(sorted(unknown))}")
+    return frozenset(names)
+
+
+@functools.lru_cache(maxsize=8)
+def probe(disable: frozenset[str] = frozenset()) -> IsolationReport:
+    """What this host gives; ``disable`` pretends features are missing (see DISABLEABLE)."""
     report = IsolationReport()
     bwrap = jail.bwrap_path()
     if bwrap is None:
@@ -89,6 +102,10 @@ def probe() -> IsolationReport:
     else:
         report.add("uid", "partial", f"environments share this user's uid {os.getuid()} (not root: cannot pick uids)")
     found = cgroup.available()
+    if "cgroups" in disable:
+        found = dict.fromkeys(found, False)
+    if "cgroup-v2" in disable:
+        found[cgroup.UNIFIED] = False
     hierarchies = [c for c in ("memory", "pids", "cpu") if found[c]]
     if found[cgroup.UNIFIED]:
         hierarchies.append(cgroup.UNIFIED)  # v2 freezer and cgroup.kill
@@ -99,7 +116,7 @@ def probe() -> IsolationReport:
         "memory",
         "strong" if found["memory"] else "none",
         "memory cgroup: limit, peak and OOM kills (tmpfs counts)" if found["memory"]
-        else "no writable memory cgroup: memory is not limited",
+        else "no writable memory cgroup: memory is not limited; Max Memory Used is the runtime's peak RSS",
     )
     report.add(
         "pids",
@@ -119,6 +136,8 @@ def probe() -> IsolationReport:
     else:
         report.add("freezer", "partial", "SIGSTOP/SIGCONT of every jail process")
     try:
+        if "seccomp" in disable:
+            raise SeccompUnavailable("disabled by LAMBDALAB_DISABLE")
         report.seccomp_program = compile_filter()
         report.add("seccomp", "strong", "denies ptrace, mount, unshare, keyctl, bpf, io_uring and more")
     except SeccompUnavailable as exc:

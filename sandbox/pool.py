@@ -10,7 +10,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from .environment import (
     Isolation,
     _error_body,
 )
-from .isolation import probe
+from .isolation import disabled_from_env, probe
 from .spec import FunctionSpec
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class EnvironmentPool:
         max_environments: int = DEFAULT_MAX_ENVIRONMENTS,
         stem_cells: int = DEFAULT_STEM_CELLS,
         require: str = "partial",
+        disable: Iterable[str] | None = None,
     ) -> None:
         if max_environments < 1:
             raise ValueError("max_environments must be at least 1")
@@ -77,7 +78,8 @@ class EnvironmentPool:
             raise ValueError("stem_cells must be between 0 and 64")
         self.on_event = on_event
         self.max_environments = max_environments
-        self.isolation_report = probe()
+        # what to act as if missing: the argument, else LAMBDALAB_DISABLE (see isolation.DISABLEABLE)
+        self.isolation_report = probe(frozenset(disable) if disable is not None else disabled_from_env())
         if require == "strong" and self.isolation_report.level != "strong":
             raise PoolError(f"isolation below strong here: {self.isolation_report.summary()}")
         if self.isolation_report.blocking:

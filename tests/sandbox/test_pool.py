@@ -2,6 +2,7 @@
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,37 @@ def test_init_over_10_s_is_retried_inside_the_first_invoke(pool, recorder, make_
     assert recorder.of("init.start", request_id=result.request_id, phase="invoke")
     assert pool.invoke(spec).environment_id == result.environment_id
 
+
+
+def test_shutdown_gives_the_runtime_2_s_after_sigterm_then_kills_it(make_pool, make_spec):
+    from tests.conftest import Recorder
+
+    recorder = Recorder()
+    pool = make_pool(on_event=recorder)
+    stubborn = make_spec("import signal\nsignal.signal(signal.SIGTERM, lambda *a: None)\n" + QUICK)
+    polite = make_spec(QUICK + "# polite\n")
+    a = pool.invoke(stubborn)
+    b = pool.invoke(polite)
+    pids_a = pool._all[a.environment_id].cgroup.pids()
+    t0 = time.monotonic()
+    assert pool.shutdown_environment(a.environment_id, reason="request")
+    stubborn_s = time.monotonic() - t0
+    t0 = time.monotonic()
+    assert pool.shutdown_environment(b.environment_id, reason="request")
+    polite_s = time.monotonic() - t0
+    assert 2.0 <= stubborn_s < 3.5  # SIGTERM ignored: the full grace, then SIGKILL
+    assert polite_s < 1.0  # exits on SIGTERM at once
+    assert recorder.of("shutdown", environment=a.environment_id)[0]["reason"] == "request"
+    assert not [pid for pid in pids_a if Path(f"/proc/{pid}").exists() and "Z" not in
+                Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]]
+    assert pool.environments() == []
+
+
+def test_max_memory_used_is_the_real_peak_not_the_configured_size(pool, make_spec):
+    spec = make_spec("def lambda_handler(event, context):\n"
+                     "    block = bytearray(event['mb'] * 1024 * 1024)\n    return len(block)\n", memory_mb=1024)
+    small = pool.invoke(spec, {"mb": 1})
+    big = pool.invoke(spec, {"mb": 200})
+    assert small.max_memory_used_mb < 60
+    assert 200 <= big.max_memory_used_mb < 300
+    assert f"\tMemory Size: 1024 MB\tMax Memory Used: {big.max_memory_used_mb} MB\t" in big.report

@@ -1,0 +1,63 @@
+"""Without cgroups and seccomp the engine still runs, falls back, and says what it achieved."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_without_cgroups_the_pool_falls_back_and_reports_partial_isolation(make_pool, make_spec):
+    pool = make_pool(disable=["cgroups", "seccomp"], stem_cells=0)
+    report = pool.isolation_report
+    levels = {f.name: f.level for f in report.features}
+    assert report.level == "none"
+    assert levels["memory"] == "none" and levels["seccomp"] == "none"
+    assert levels["freezer"] == "partial" and levels["pids"] == "partial"
+    assert levels["namespaces"] == "strong"
+    spec = make_spec(
+        """
+import threading, time
+ticks = []
+def tick():
+    while True:
+        ticks.append(time.time())
+        time.sleep(0.005)
+threading.Thread(target=tick, daemon=True).start()
+def lambda_handler(event, context):
+    if event.get("hang"):
+        time.sleep(60)
+    time.sleep(0.05)
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    return {"max_gap": max(gaps) if gaps else 0, "big": len(bytearray(30 * 1024 * 1024))}
+""",
+        timeout_s=1,
+    )
+    first = pool.invoke(spec)
+    env = pool._all[first.environment_id]
+    assert env.cgroup is None
+    time.sleep(0.4)  # frozen by SIGSTOP meanwhile
+    second = pool.invoke(spec)
+    assert second.environment_id == first.environment_id
+    assert second.json()["max_gap"] >= 0.35
+    assert second.max_memory_used_mb >= 30  # the runtime's peak RSS stands in for the cgroup's peak
+    timed_out = pool.invoke(spec, {"hang": True})
+    assert timed_out.status == "timeout"
+    after = pool.invoke(spec)  # the agent killed the runtime; the environment is reused
+    assert after.status == "success" and after.environment_id == first.environment_id
+
+
+def test_check_exits_non_zero_below_strong():
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox", "check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LAMBDALAB_DISABLE": "cgroups"},
+    )
+    assert done.returncode == 1
+    assert any(line.startswith("memory") and " none " in line for line in done.stdout.splitlines())
+    assert "isolation: none (below strong" in done.stdout
