@@ -9,16 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.procs import still_running
+
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie (an orphaned zombie waits for the host's init to reap it)."""
-    try:
-        state = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("State:"))
-    except (OSError, StopIteration):
-        return False
-    return "Z" not in state.split()[1]
 
 
 def test_no_connection_to_the_hosts_loopback(pool, make_spec):
@@ -208,7 +201,7 @@ def lambda_handler(event, context):
     assert len(pids) >= 4 and all(g.exists() for g in groups)
     pool.close()
     assert not any(g.exists() for g in groups)
-    assert [pid for pid in pids if running(pid)] == []
+    assert still_running(pids) == []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
@@ -244,7 +237,7 @@ os.kill(os.getpid(), 9)
 
     cgroup.clean_stale()
     assert not any(Path(g).exists() for g in left["groups"])
-    assert not [pid for pid in left["pids"] if running(pid)]
+    assert still_running(left["pids"]) == []
 
 
 @pytest.mark.parametrize("stem_cells", [0, 2])

@@ -2,11 +2,11 @@
 
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from sandbox import PoolCapacityError
+from tests.procs import still_running
 
 QUICK = "def lambda_handler(event, context):\n    return event\n"
 
@@ -111,8 +111,7 @@ def test_shutdown_gives_the_runtime_2_s_after_sigterm_then_kills_it(make_pool, m
     assert 2.0 <= stubborn_s < 3.5  # SIGTERM ignored: the full grace, then SIGKILL
     assert polite_s < 1.0  # exits on SIGTERM at once
     assert recorder.of("shutdown", environment=a.environment_id)[0]["reason"] == "request"
-    assert not [pid for pid in pids_a if Path(f"/proc/{pid}").exists() and "Z" not in
-                Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]]
+    assert still_running(pids_a) == []
     assert pool.environments() == []
 
 
