@@ -171,7 +171,7 @@ def invoke(args) -> int:
             print(f"  -> {payload}", flush=True)
 
     try:
-        with EnvironmentPool(on_event=on_event, max_environments=max(args.concurrency, 1)) as pool:
+        with EnvironmentPool(on_event=on_event, max_environments=max(256, args.concurrency)) as pool:
             if args.concurrency == 1:
                 for n in range(1, args.count + 1):
                     summary(n, pool.invoke(spec, event))

@@ -40,7 +40,7 @@ def loads(data):
         start += 1
     try:
         value, end = _scan(text, start)
-    except (StopIteration, ValueError):
+    except Exception:  # StopIteration, or an error the C scanner cannot raise without json.decoder
         import json
 
         return json.loads(text)  # raises, with json's own message
