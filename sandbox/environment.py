@@ -451,7 +451,6 @@ class Environment:
                 "env": self.runtime_env(),
             }
         )
-        init_error: _Outcome | None = None
         while True:
             frame = self._recv(deadline)
             if frame is None:
@@ -467,10 +466,9 @@ class Environment:
                     self.cgroup.limit_cpu(True)
                 return _Outcome("ok")
             elif kind == "init.error":
-                init_error = _Outcome("error", _error_type(header, body, "Runtime.Unknown"), body[:MAX_PAYLOAD])
-                # the runtime exits after reporting; make sure of it
-                self._kill_runtime()
-                return init_error
+                outcome = _Outcome("error", _error_type(header, body, "Runtime.Unknown"), body[:MAX_PAYLOAD])
+                self._kill_runtime()  # the runtime exits after reporting; make sure of it
+                return outcome
             elif kind == "exit":
                 return _Outcome("exit", "Runtime.ExitError", detail=str(header.get("status", ""))[:100])
 

@@ -241,6 +241,7 @@ class Agent:
             self.prefork()
         self.config = config
         self.state = "init"
+        self.pending = None  # an event meant for a runtime that died is not replayed to the next
         self.begin_phase()
         rt = self.runtime
         data = fastjson.dumps(config).encode()
@@ -327,6 +328,7 @@ class Agent:
             self.send({"t": "exit", "status": exit_description(status), "state": self.state})
         self.state = "none"
         self.current_id = None
+        self.pending = None
         if not self.shutting_down:
             self.prefork()
 

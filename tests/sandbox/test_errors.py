@@ -196,3 +196,24 @@ def lambda_handler(event, context):
     )
     again = pool.invoke(spec, {"small": True})
     assert again.environment_id == result.environment_id and again.json() == "fine"
+
+
+def test_a_background_thread_that_crashes_after_the_response_fails_the_next_call(pool, make_spec):
+    """Frozen right after its response, the thread only fires during the next call, as in Lambda."""
+    spec = make_spec("""
+import os, threading, time
+def lambda_handler(event, context):
+    if event.get("arm"):
+        threading.Thread(target=lambda: (time.sleep(0.1), os._exit(3)), daemon=True).start()
+        return "armed"
+    time.sleep(event.get("work", 0))
+    return "worked"
+""", timeout_s=5)
+    armed = pool.invoke(spec, {"arm": True})
+    assert armed.json() == "armed"
+    victim = pool.invoke(spec, {"work": 1.0})
+    assert victim.environment_id == armed.environment_id
+    assert victim.error_type == "Runtime.ExitError"
+    assert victim.json()["errorMessage"].endswith("Runtime exited with error: exit status 3")
+    after = pool.invoke(spec, {"work": 0})
+    assert after.json() == "worked" and after.environment_id == armed.environment_id
