@@ -36,13 +36,14 @@ PROVISIONED_INIT_LIMIT_S = 130.0
 SHUTDOWN_GRACE_S = 2.0
 LOG_LIMIT = 256 * 1024
 MAX_LOG_LINE = 16 * 1024
+MAX_LOG_LINES = 10_000
 AGENT_REPLY_S = 2.0
 RESET_REPLY_S = 5.0
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100
 PIDS_MAX = 1024
 # Page tables, the agent and the jail's bookkeeping, beyond the function's memory.
 MEMORY_HEADROOM_MB = 16
-TRUNCATED = "[lambdalab] output truncated: the invocation wrote more than 256 KiB"
+TRUNCATED = "[lambdalab] output truncated: the invocation wrote more than 256 KiB or 10,000 lines"
 
 
 class EnvironmentLost(Exception):
@@ -182,27 +183,32 @@ class Environment:
         self._request_id = request_id
 
     def _on_output(self, data: bytes) -> None:
+        """The runtime's output, split into lines, bounded per invocation (bytes and lines)."""
         if self._log_truncated:
             return
         room = LOG_LIMIT - self._log_bytes
-        if len(data) > room:
-            data = data[:room]
-            self._mark_truncated(len(data))
+        over = len(data) > room
+        data = data[:room]
         self._log_bytes += len(data)
-        buf = self._log_partial + data
-        lines = buf.split(b"\n")
+        lines = (self._log_partial + data).split(b"\n")
         self._log_partial = lines.pop()
         if len(self._log_partial) > MAX_LOG_LINE:
             lines.append(self._log_partial)
             self._log_partial = b""
+        if len(self._log_lines) + len(lines) > MAX_LOG_LINES:
+            lines = lines[: max(0, MAX_LOG_LINES - len(self._log_lines))]
+            over = True
         for raw in lines:
             self._function_line(raw)
-        if self._log_truncated:
-            self._flush_partial()
-            self._function_line(TRUNCATED.encode())
+        if over:
+            self._truncate()
 
-    def _mark_truncated(self, _kept: int) -> None:
-        self._log_truncated = True
+    def _truncate(self) -> None:
+        """Past the bound: keep what came, say so once, drop the rest of this invocation's output."""
+        if not self._log_truncated:
+            self._flush_partial()
+            self._log_truncated = True
+            self._function_line(TRUNCATED.encode())
 
     def _function_line(self, raw: bytes) -> None:
         line = raw.decode("utf-8", "replace")
@@ -263,10 +269,7 @@ class Environment:
                 if kind == "log":
                     self._on_output(body)
                 elif kind == "log.dropped":
-                    if not self._log_truncated:
-                        self._flush_partial()
-                        self._log_truncated = True
-                        self._function_line(TRUNCATED.encode())
+                    self._truncate()
                 else:
                     return header, body
             remaining = deadline - time.monotonic()

@@ -178,10 +178,17 @@ def lambda_handler(event, context):
     assert result.log_truncated
     function_lines = [line for line in result.logs if line.startswith("y")]
     assert 200 <= len(function_lines) <= 257  # 256 KiB of 1 KiB lines, not 10 MiB
-    assert "[lambdalab] output truncated: the invocation wrote more than 256 KiB" in result.logs
+    assert "[lambdalab] output truncated: the invocation wrote more than 256 KiB or 10,000 lines" in result.logs
     assert result.logs[-1] == result.report
     again = pool.invoke(spec)  # and the next call starts with a fresh budget
     assert again.environment_id == result.environment_id and again.log_truncated
+
+
+def test_a_flood_of_empty_lines_is_bounded_by_count(pool, make_spec):
+    result = pool.invoke(make_spec("import sys\ndef lambda_handler(event, context):\n"
+                                   "    sys.stdout.write('\\n' * 200000)\n    return 1\n"))
+    assert result.status == "success" and result.log_truncated
+    assert len(result.logs) < 10_100
 
 
 def test_nothing_survives_the_pools_close(make_pool, make_spec):
