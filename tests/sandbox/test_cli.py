@@ -44,6 +44,18 @@ def test_invoke_json_prints_one_lifecycle_event_per_line():
         assert {"type", "time", "function", "environment", "request_id"} <= set(e)
 
 
+def test_invoke_reads_the_event_from_a_file_and_a_code_folder(tmp_path):
+    (tmp_path / "event.json").write_text('{"from": "file"}')
+    code = tmp_path / "fn"
+    code.mkdir()
+    (code / "app.py").write_text("def handler(event, context):\n    return {'got': event}\n")
+    done = run("invoke", str(code), "--handler", "app.handler", "--event-file", str(tmp_path / "event.json"),
+               "--memory", "256", "--timeout", "5")
+    assert done.returncode == 0, done.stderr
+    assert '-> {"got": {"from": "file"}}' in done.stdout
+    assert "\tMemory Size: 256 MB\t" in done.stdout
+
+
 def test_a_failing_handler_still_exits_0():
     done = run("invoke", str(HELLO), "--handler", "hello.missing")
     assert done.returncode == 0
