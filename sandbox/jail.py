@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 RUNTIME_SOURCE = Path(__file__).resolve().parent / "runtime"
@@ -73,6 +74,32 @@ def state_dir() -> Path:
 
 
 _pools_made = itertools.count()
+CODE_KEEP_S = 7 * 86400  # a function's code not used for a week is dropped from the cache
+RUNTIME_KEEP_S = 86400  # older copies of our runtime files, left by earlier versions
+
+
+def prune_state(root: Path, current_runtime: Path) -> list[Path]:
+    """Bound the state folder: drop code and runtime copies nobody has used for a while.
+
+    Code folders are touched on every cold start that uses them; a jail still
+    running from a pruned folder keeps its bind mount of it.
+    """
+    now = time.time()
+    removed = []
+    for folder, keep_s in ((root / "code", CODE_KEEP_S), (root / "runtime", RUNTIME_KEEP_S)):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if entry == current_runtime or not entry.is_dir():
+                continue
+            try:
+                idle = now - entry.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if idle > keep_s:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    return removed
 
 
 def task_root(root: Path, pool_tag: str) -> Path:

@@ -88,6 +88,7 @@ class EnvironmentPool:
         self._python = jail.runtime_python()
         self._runtime_dir = jail.prepare_runtime(self._python, self._state_dir)
         self._runtime_version = jail.runtime_version(self._runtime_dir)
+        jail.prune_state(self._state_dir, self._runtime_dir)
         controllers = self.isolation_report.cgroup_controllers
         if controllers:
             cgroup.clean_stale(controllers)
@@ -463,6 +464,7 @@ class EnvironmentPool:
     def _code_dir(self, spec: FunctionSpec) -> Path:
         target = self._state_dir / "code" / spec.code_sha256[:32]
         if target.is_dir():
+            os.utime(target)  # in use: keeps prune_state away
             return target
         with self._code_lock:
             if not target.is_dir():

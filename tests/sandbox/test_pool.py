@@ -1,5 +1,6 @@
 """Pool rules: idle eviction, provisioned concurrency, the capacity bound, slow Init."""
 
+import os
 import threading
 import time
 
@@ -123,3 +124,18 @@ def test_max_memory_used_is_the_real_peak_not_the_configured_size(pool, make_spe
     assert small.max_memory_used_mb < 60
     assert 200 <= big.max_memory_used_mb < 300
     assert f"\tMemory Size: 1024 MB\tMax Memory Used: {big.max_memory_used_mb} MB\t" in big.report
+
+
+def test_the_state_folder_drops_code_and_runtimes_unused_for_long(tmp_path):
+    from sandbox import jail
+
+    (tmp_path / "code" / "old").mkdir(parents=True)
+    (tmp_path / "code" / "fresh").mkdir()
+    (tmp_path / "runtime" / "current").mkdir(parents=True)
+    (tmp_path / "runtime" / "stale").mkdir()
+    week_ago = time.time() - 8 * 86400
+    for name in ("code/old", "runtime/stale", "runtime/current"):
+        os.utime(tmp_path / name, (week_ago, week_ago))
+    removed = jail.prune_state(tmp_path, tmp_path / "runtime" / "current")
+    assert sorted(p.name for p in removed) == ["old", "stale"]
+    assert (tmp_path / "code" / "fresh").exists() and (tmp_path / "runtime" / "current").exists()
