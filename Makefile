@@ -2,8 +2,9 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 SYSTEM_PYTHON := /usr/bin/python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo setup system venv test test-fast bench check lint fmt clean
+.PHONY: demo setup system venv redis test test-fast bench check lint fmt clean
 
 demo: setup
 	$(PY) -m sandbox check || true
@@ -12,18 +13,20 @@ demo: setup
 
 setup: system venv
 
-# Debian packages the engine needs (run as root, or with sudo available).
+# Debian packages: bubblewrap (the jail), libseccomp2 (its syscall filter), redis-server,
+# python3-venv (the venv and the jails share Debian's interpreter). Installed only when missing.
 system:
 	@missing=""; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	/sbin/ldconfig -p | grep -q libseccomp.so.2 || missing="$$missing libseccomp2"; \
 	$(SYSTEM_PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
+	  echo "installing:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-# The venv is built from Debian's python3: jails run that same interpreter from /usr.
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt
@@ -32,16 +35,25 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-test: venv
+# Redis on 127.0.0.1:6379, started (without persistence) only if nothing answers there.
+redis:
+	@if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then \
+	  echo "starting redis-server on 127.0.0.1:6379"; \
+	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+	    --dir /tmp --logfile /tmp/lambdalab-redis.log; \
+	  for i in $$(seq 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done; \
+	fi
+
+test: setup redis
 	$(PY) -m pytest
 
-test-fast: venv
+test-fast: setup redis
 	$(PY) -m pytest -m "not slow"
 
-bench: venv
+bench: setup
 	$(PY) bench/engine.py
 
-check: venv
+check: setup
 	$(PY) -m sandbox check
 
 lint: venv
