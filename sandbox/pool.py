@@ -101,7 +101,13 @@ class EnvironmentPool:
         self._spawner = jail.Spawner()
         self._uids = jail.UidAllocator.shared(self._state_dir)
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
+        # One lock, a condition per kind of waiter, so that the hot path (a release)
+        # wakes no thread that has nothing to do.
+        self._changed = threading.Condition(self._lock)  # calls waiting for a slot; close()
+        self._waiting_calls = 0
+        self._grow_due = threading.Condition(self._lock)  # the stem-cell grower
+        self._evict_due = threading.Condition(self._lock)  # the janitor
+        self._janitor_wakes_at = 0.0
         self._idle: dict[str, list[Environment]] = {}
         self._all: dict[str, Environment] = {}
         self._starting = 0  # environments being built for a call, counted against the bound
@@ -241,8 +247,8 @@ class EnvironmentPool:
             if self._closed:
                 return
             self._closed = True
-            self._changed.notify_all()
-            self._freeze_due.notify_all()
+            for condition in (self._changed, self._grow_due, self._evict_due, self._freeze_due):
+                condition.notify_all()
             envs = list(self._all.values())
         deadline = time.monotonic() + SHUTDOWN_GRACE_S + 1
         idle = [e for e in envs if e.state == "idle"]
@@ -285,7 +291,7 @@ class EnvironmentPool:
                     return env, False
                 if self._stem_cells:
                     cell = self._stem_cells.pop()
-                    self._changed.notify_all()  # the grower makes another
+                    self._grow_due.notify()  # the grower makes another
                     if spec.tmp_mb != cell.tmp_mb:
                         victim, cell = cell, None  # wrong /tmp size: it frees its slot instead
                     break
@@ -296,7 +302,11 @@ class EnvironmentPool:
                     self._take_idle(victim)
                     break
                 if self._growing and time.monotonic() < give_up:
-                    self._changed.wait(give_up - time.monotonic())  # a stem cell is nearly ready
+                    self._waiting_calls += 1
+                    try:  # a stem cell is nearly ready, or a call may finish first
+                        self._changed.wait(give_up - time.monotonic())
+                    finally:
+                        self._waiting_calls -= 1
                     continue
                 raise PoolCapacityError(
                     f"all {self.max_environments} environments of this pool are busy; "
@@ -337,7 +347,10 @@ class EnvironmentPool:
                 self._idle.setdefault(env.spec.key, []).append(env)
                 self._to_freeze.append(env)
                 self._freeze_due.notify()
-                self._changed.notify_all()
+                if self._waiting_calls:
+                    self._changed.notify_all()
+                if env.last_used + env.spec.idle_timeout_s < self._janitor_wakes_at:
+                    self._evict_due.notify()  # due before the janitor's next look
                 return
         if env.state == "closing":
             env.shutdown("close")
@@ -412,7 +425,7 @@ class EnvironmentPool:
                     len(self._stem_cells) + self._growing >= self._stem_target
                     or self._count() >= self.max_environments
                 ):
-                    self._changed.wait()
+                    self._grow_due.wait()
                 if self._closed:
                     return
                 self._growing += 1
@@ -434,7 +447,7 @@ class EnvironmentPool:
                     env = None
                 self._changed.notify_all()
                 if failures:
-                    self._changed.wait(min(30, 0.5 * 2**failures))
+                    self._grow_due.wait(min(30, 0.5 * 2**failures))
             if env is not None:
                 self._drop_stem_cell(env)
 
@@ -444,6 +457,7 @@ class EnvironmentPool:
                 self._uids.release(env.uid)
             self._take_idle(env)
             self._changed.notify_all()
+            self._grow_due.notify()
 
     def _take_idle(self, env: Environment) -> None:
         idle = self._idle.get(env.spec.key)
@@ -508,7 +522,8 @@ class EnvironmentPool:
                 for env in due:
                     self._take_idle(env)
                 if not due:
-                    self._changed.wait(max(0.01, next_due - now))
+                    self._janitor_wakes_at = next_due
+                    self._evict_due.wait(max(0.01, next_due - now))
                     continue
             for env in due:
                 env.begin_shutdown("idle")
