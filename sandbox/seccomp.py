@@ -16,6 +16,9 @@ DENIED = (
     "ptrace",
     "process_vm_readv",
     "process_vm_writev",
+    "pidfd_getfd",  # would let user code take the agent's control socket
+    "process_madvise",
+    "kcmp",
     "mount",
     "umount2",
     "pivot_root",

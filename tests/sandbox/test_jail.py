@@ -114,11 +114,12 @@ def lambda_handler(event, context):
         "keyctl": call("syscall", 250, 0, 0, 0, 0),
         "io_uring_setup": call("syscall", 425, 1, 0),
         "bpf": call("syscall", 321, 0, 0, 0),
+        "pidfd_getfd": call("syscall", 438, 0, 3, 0),
     }
 """)
     result = pool.invoke(spec)
     assert result.json() == {
-        "unshare": 1, "ptrace": 1, "mount": 1, "keyctl": 1, "io_uring_setup": 1, "bpf": 1,
+        "unshare": 1, "ptrace": 1, "mount": 1, "keyctl": 1, "io_uring_setup": 1, "bpf": 1, "pidfd_getfd": 1,
     }
 
 
@@ -288,3 +289,10 @@ def lambda_handler(event, context):
     again = pool.invoke(spec)
     assert again.cold and again.json() == "alive"
     assert pool.invoke(bystander).json() == "fine"
+
+
+def test_the_runtime_has_lambdas_process_and_descriptor_limits(pool, make_spec):
+    result = pool.invoke(make_spec("import resource\ndef lambda_handler(event, context):\n"
+                                   "    return [resource.getrlimit(r) for r in (resource.RLIMIT_NOFILE,"
+                                   " resource.RLIMIT_NPROC, resource.RLIMIT_CORE)]\n"))
+    assert result.json() == [[1024, 1024], [1024, 1024], [0, 0]]
