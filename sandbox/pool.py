@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import os
@@ -48,13 +47,8 @@ class EnvironmentPool:
     ``invoke`` is thread-safe and blocks until the invocation's REPORT. A call
     takes the most recently used idle environment of the same function
     (warm), or starts a new one (cold). ``on_event`` receives every lifecycle
-    event (see ``sandbox.events``), on the invoking thread except ``freeze``
-    and eviction's ``shutdown`` (the pool's own threads); it must be quick.
-
-    An environment is frozen by the pool's freezer thread as soon as it is
-    idle, off the caller's path; a call that takes it before the freeze
-    lands finds it running, as Lambda hands a queued event to a runtime
-    without freezing it in between.
+    event (see ``sandbox.events``), on the invoking thread except eviction's
+    ``shutdown`` (the pool's janitor thread); it must be quick.
 
     ``stem_cells`` jails are kept built and waiting, agent running, for no
     function in particular (as Lambda keeps microVMs ready): a cold start
@@ -114,16 +108,12 @@ class EnvironmentPool:
         self._stem_cells: list[Environment] = []
         self._stem_target = min(stem_cells, max_environments)
         self._growing = 0
-        self._to_freeze: collections.deque[Environment] = collections.deque()
-        self._freeze_due = threading.Condition(self._lock)
         self._closed = False
         self._code_lock = threading.Lock()
         self._janitor = threading.Thread(target=self._evict_idle, name="lambdalab-janitor", daemon=True)
         self._janitor.start()
         self._grower = threading.Thread(target=self._grow_stem_cells, name="lambdalab-stem-cells", daemon=True)
         self._grower.start()
-        self._freezer = threading.Thread(target=self._freeze_idle, name="lambdalab-freezer", daemon=True)
-        self._freezer.start()
 
     # -- public -------------------------------------------------------------
 
@@ -247,7 +237,7 @@ class EnvironmentPool:
             if self._closed:
                 return
             self._closed = True
-            for condition in (self._changed, self._grow_due, self._evict_due, self._freeze_due):
+            for condition in (self._changed, self._grow_due, self._evict_due):
                 condition.notify_all()
             envs = list(self._all.values())
         deadline = time.monotonic() + SHUTDOWN_GRACE_S + 1
@@ -267,7 +257,6 @@ class EnvironmentPool:
             env.destroy()
             self._forget(env)
         self._grower.join(timeout=15)
-        self._freezer.join(timeout=5)
         with self._lock:
             cells, self._stem_cells = self._stem_cells, []
         for env in cells:
@@ -345,8 +334,6 @@ class EnvironmentPool:
             else:
                 env.state = "idle"
                 self._idle.setdefault(env.spec.key, []).append(env)
-                self._to_freeze.append(env)
-                self._freeze_due.notify()
                 if self._waiting_calls:
                     self._changed.notify_all()
                 if env.last_used + env.spec.idle_timeout_s < self._janitor_wakes_at:
@@ -398,19 +385,6 @@ class EnvironmentPool:
             emit=self._emit,
             runtime_version=self._runtime_version,
         )
-
-    def _freeze_idle(self) -> None:
-        while True:
-            with self._lock:
-                while not self._to_freeze and not self._closed:
-                    self._freeze_due.wait()
-                if self._closed:
-                    return
-                env = self._to_freeze.popleft()
-            try:
-                env.freeze_if_idle()
-            except Exception:  # noqa: BLE001 - a vanished jail: its next call finds out
-                log.exception("freezing environment %s failed", env.id)
 
     def _drop_stem_cell(self, env: Environment) -> None:
         env.destroy()

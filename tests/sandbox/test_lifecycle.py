@@ -78,7 +78,6 @@ def lambda_handler(event, context):
 def test_each_phase_is_an_event_in_order(pool, recorder, make_spec):
     spec = make_spec(STATEFUL.replace("return", "print('hi')\n    return"))
     cold = pool.invoke(spec)
-    # the pool's freezer thread freezes an idle environment right after its call
     recorder.wait_count(1, "freeze", environment=cold.environment_id)
     warm = pool.invoke(spec)
     recorder.wait_count(2, "freeze", environment=cold.environment_id)
