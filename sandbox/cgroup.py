@@ -279,6 +279,7 @@ class EnvironmentCgroup:
                     _write(path / "cgroup.kill", "1")
                 except FileNotFoundError:
                     pass
+
         def victims() -> list[int]:
             if keep:  # the runtime's tree only: the agent's fresh, idle pre-fork is not in it yet
                 members = self.function_pids()
@@ -349,7 +350,9 @@ def clean_stale(hierarchies: tuple[str, ...] = CONTROLLERS + (UNIFIED,)) -> list
                 if env_dir.is_dir():
                     stale.add((pool_dir.name, env_dir.name))
     for pool, env in sorted(stale):
-        group = EnvironmentCgroup(pool, env, tuple(h for h in hierarchies if (ROOT / h / TOP / pool / env).is_dir()))
+        group = EnvironmentCgroup(
+            pool, env, tuple(h for h in hierarchies if (ROOT / h / TOP / pool / env).is_dir())
+        )
         group.destroy()
         removed.append(f"{pool}/{env}")
     for h in hierarchies:

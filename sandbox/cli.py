@@ -12,7 +12,7 @@ from pathlib import Path
 from .pool import EnvironmentPool, PoolError
 from .spec import FunctionSpec
 
-PROBE = r'''
+PROBE = r"""
 import json, os, socket, stat
 
 def lambda_handler(event, context):
@@ -60,7 +60,7 @@ def lambda_handler(event, context):
         inherited.append(fd)
     facts["no host descriptors inherited"] = not inherited
     return facts
-'''
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,12 +74,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     inv = sub.add_parser("invoke", help="run a handler in real jailed environments")
     inv.add_argument("path", help="a .py file or a code folder")
-    inv.add_argument("--handler", help="module.function (default: lambda_function.lambda_handler, "
-                     "or for a file its lambda_handler/handler)")
+    inv.add_argument(
+        "--handler",
+        help="module.function (default: lambda_function.lambda_handler, "
+        "or for a file its lambda_handler/handler)",
+    )
     inv.add_argument("--memory", type=int, default=128, help="MB, 128-10240 (default 128)")
     inv.add_argument("--timeout", type=int, default=3, help="seconds, 1-900 (default 3)")
     inv.add_argument("--tmp", type=int, default=512, help="/tmp size in MB, 512-10240 (default 512)")
-    inv.add_argument("--idle-timeout", type=float, default=600.0, help="seconds before an idle environment shuts down")
+    inv.add_argument(
+        "--idle-timeout", type=float, default=600.0, help="seconds before an idle environment shuts down"
+    )
     inv.add_argument("--runtime", default="python3.11", help="python3.11 (default) or provided")
     inv.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="a function variable")
     events = inv.add_mutually_exclusive_group()
@@ -198,11 +203,26 @@ def check(args) -> int:
     verified: dict[str, bool] = {}
     if not report.blocking:
         allowed = [
-            "PATH", "LD_LIBRARY_PATH", "LANG", "TZ", "PYTHONPATH", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
-            "_HANDLER", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EXECUTION_ENV", "AWS_LAMBDA_FUNCTION_NAME",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_TIMEOUT",
-            "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-            "AWS_LAMBDA_RUNTIME_API", "_X_AMZN_TRACE_ID",
+            "PATH",
+            "LD_LIBRARY_PATH",
+            "LANG",
+            "TZ",
+            "PYTHONPATH",
+            "LAMBDA_TASK_ROOT",
+            "LAMBDA_RUNTIME_DIR",
+            "_HANDLER",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_EXECUTION_ENV",
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            "AWS_LAMBDA_FUNCTION_VERSION",
+            "AWS_LAMBDA_FUNCTION_TIMEOUT",
+            "AWS_LAMBDA_INITIALIZATION_TYPE",
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "AWS_LAMBDA_RUNTIME_API",
+            "_X_AMZN_TRACE_ID",
         ]
         probe_event = {
             "host": "127.0.0.1",
@@ -222,11 +242,15 @@ def check(args) -> int:
             verified = {f"probe ran ({exc})": False}
     ok = report.level == "strong" and all(verified.values())
     if args.json:
-        print(json.dumps({
-            "level": report.level,
-            "features": [f.__dict__ for f in report.features],
-            "verified": verified,
-        }))
+        print(
+            json.dumps(
+                {
+                    "level": report.level,
+                    "features": [f.__dict__ for f in report.features],
+                    "verified": verified,
+                }
+            )
+        )
     else:
         width = max(len(f.name) for f in report.features)
         for f in report.features:

@@ -408,7 +408,9 @@ class Environment:
         """Every process but the agent's chain goes under the function's CPU quota."""
         if self.cgroup is None:
             return
-        loose = [pid for pid in self.cgroup.pids() if pid not in self.keep_pids and not self.cgroup.confined(pid)]
+        loose = [
+            pid for pid in self.cgroup.pids() if pid not in self.keep_pids and not self.cgroup.confined(pid)
+        ]
         if loose:
             self.cgroup.confine(loose)
 
@@ -487,7 +489,9 @@ class Environment:
 
     # -- lifecycle: invoke ----------------------------------------------------
 
-    def invoke(self, payload: bytes, *, request_id: str, cold: bool, headers: dict | None = None) -> InvokeResult:
+    def invoke(
+        self, payload: bytes, *, request_id: str, cold: bool, headers: dict | None = None
+    ) -> InvokeResult:
         """One invocation, start to REPORT; the environment is left frozen."""
         spec = self.spec
         self.invocations += 1
@@ -520,13 +524,17 @@ class Environment:
     def _suppressed_init(self, request_id: str, deadline: float) -> _Outcome | None:
         """Init again inside the invocation, bounded by its timeout (after a reset or failed Init)."""
         t0 = time.monotonic()
-        self.emit("init.start", request_id=request_id, phase="invoke", initialization_type=self.initialization_type)
+        self.emit(
+            "init.start", request_id=request_id, phase="invoke", initialization_type=self.initialization_type
+        )
         if self.cgroup is not None:
             self.cgroup.limit_cpu(False)
         outcome = self._run_init(deadline)
         duration = (time.monotonic() - t0) * 1000
         if outcome.kind == "ok":
-            self.emit("init.function.done", request_id=request_id, phase="invoke", duration_ms=round(duration, 3))
+            self.emit(
+                "init.function.done", request_id=request_id, phase="invoke", duration_ms=round(duration, 3)
+            )
             return None
         if outcome.kind == "timeout":
             self._started(request_id, False)
@@ -548,7 +556,9 @@ class Environment:
             "arn": f"arn:aws:lambda:us-east-1:000000000000:function:{self.spec.function_name}",
             "trace_id": _trace_id(),
         }
-        header.update({k: v for k, v in headers.items() if k in ("client_context", "cognito_identity", "content_type")})
+        header.update(
+            {k: v for k, v in headers.items() if k in ("client_context", "cognito_identity", "content_type")}
+        )
         self._send(header, payload)
         while True:
             frame = self._recv(deadline)

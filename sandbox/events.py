@@ -27,8 +27,9 @@ TYPES = (
 )
 
 
-def make(type: str, *, function: str, function_name: str, environment: str,
-         request_id: str | None = None, **fields) -> dict:
+def make(
+    type: str, *, function: str, function_name: str, environment: str, request_id: str | None = None, **fields
+) -> dict:
     assert type in TYPES, type
     return {
         "type": type,

@@ -53,10 +53,30 @@ def _namespaces_work(bwrap: str) -> str | None:
         kwargs.update(user=jail.UID_BASE - 1, group=jail.UID_BASE - 1, extra_groups=[])
     try:
         done = subprocess.run(
-            [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr",
-             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-             "--proc", "/proc", "--dev", "/dev", "/usr/bin/true"],
-            env={}, capture_output=True, timeout=20, cwd="/", **kwargs,
+            [
+                bwrap,
+                "--unshare-all",
+                "--die-with-parent",
+                "--ro-bind",
+                "/usr",
+                "/usr",
+                "--symlink",
+                "usr/lib",
+                "/lib",
+                "--symlink",
+                "usr/lib64",
+                "/lib64",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "/usr/bin/true",
+            ],
+            env={},
+            capture_output=True,
+            timeout=20,
+            cwd="/",
+            **kwargs,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
@@ -93,14 +113,28 @@ def probe(disable: frozenset[str] = frozenset()) -> IsolationReport:
         return report
     report.add("namespaces", "strong", "new user, pid, net, ipc, uts, mount and cgroup namespaces (bwrap)")
     report.add("network", "strong", "own loopback only: no route to the host's 127.0.0.1")
-    report.add("filesystem", "strong", "read-only /usr, runtime and code; private tmpfs /tmp; no project, home or /etc")
-    report.add("environment", "strong", "bwrap starts with an empty environment; the runtime gets only Lambda's variables")
+    report.add(
+        "filesystem",
+        "strong",
+        "read-only /usr, runtime and code; private tmpfs /tmp; no project, home or /etc",
+    )
+    report.add(
+        "environment",
+        "strong",
+        "bwrap starts with an empty environment; the runtime gets only Lambda's variables",
+    )
     report.add("descriptors", "strong", "only the control socket is inherited")
-    report.add("lifetime", "strong", "--die-with-parent from one long-lived spawner thread; pid namespace dies with its pid 1")
+    report.add(
+        "lifetime",
+        "strong",
+        "--die-with-parent from one long-lived spawner thread; pid namespace dies with its pid 1",
+    )
     if os.geteuid() == 0:
         report.add("uid", "strong", "each environment runs as its own unprivileged host uid")
     else:
-        report.add("uid", "partial", f"environments share this user's uid {os.getuid()} (not root: cannot pick uids)")
+        report.add(
+            "uid", "partial", f"environments share this user's uid {os.getuid()} (not root: cannot pick uids)"
+        )
     found = cgroup.available()
     if "cgroups" in disable:
         found = dict.fromkeys(found, False)
@@ -115,7 +149,8 @@ def probe(disable: frozenset[str] = frozenset()) -> IsolationReport:
     report.add(
         "memory",
         "strong" if found["memory"] else "none",
-        "memory cgroup: limit, peak and OOM kills (tmpfs counts)" if found["memory"]
+        "memory cgroup: limit, peak and OOM kills (tmpfs counts)"
+        if found["memory"]
         else "no writable memory cgroup: memory is not limited; Max Memory Used is the runtime's peak RSS",
     )
     report.add(
@@ -126,7 +161,8 @@ def probe(disable: frozenset[str] = frozenset()) -> IsolationReport:
     report.add(
         "cpu",
         "strong" if found["cpu"] else "none",
-        "cpu cgroup: quota in proportion to memory (1,769 MB = 1 vCPU)" if found["cpu"]
+        "cpu cgroup: quota in proportion to memory (1,769 MB = 1 vCPU)"
+        if found["cpu"]
         else "no writable cpu cgroup: CPU is not limited",
     )
     if found[cgroup.UNIFIED]:

@@ -112,7 +112,9 @@ class EnvironmentPool:
         self._code_lock = threading.Lock()
         self._janitor = threading.Thread(target=self._evict_idle, name="lambdalab-janitor", daemon=True)
         self._janitor.start()
-        self._grower = threading.Thread(target=self._grow_stem_cells, name="lambdalab-stem-cells", daemon=True)
+        self._grower = threading.Thread(
+            target=self._grow_stem_cells, name="lambdalab-stem-cells", daemon=True
+        )
         self._grower.start()
 
     # -- public -------------------------------------------------------------
@@ -505,4 +507,3 @@ class EnvironmentPool:
             for env in due:
                 env.finish_shutdown(deadline)
                 self._forget(env)
-

@@ -208,4 +208,3 @@ def _hash_tree(root: Path) -> str:
         digest.update(b"x" if os.access(path, os.X_OK) else b"-")
         digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()
-

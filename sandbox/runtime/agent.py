@@ -77,6 +77,7 @@ class Selector:
                 ready.append((key, mask))
         return ready
 
+
 API_HOST, API_PORT = "127.0.0.1", 9001
 # The same API on an abstract Unix socket (private to the jail's network namespace):
 # our runtime uses it, as its kernel path costs less CPU per call than loopback TCP,
@@ -734,8 +735,7 @@ class Agent:
 
 def transition_error(src: str, dst: str) -> dict:
     return {
-        "errorMessage": f"State transition from {src} to {dst} failed for runtime. "
-        "Error: invalid transition",
+        "errorMessage": f"State transition from {src} to {dst} failed for runtime. Error: invalid transition",
         "errorType": "InvalidStateTransition",
     }
 

@@ -62,7 +62,9 @@ class RuntimeClient:
         self.buf = b""
         self.next_sent = False
 
-    NEXT = f"GET {PREFIX}/invocation/next HTTP/1.1\r\nHost: 127.0.0.1:9001\r\nContent-Length: 0\r\n\r\n".encode()
+    NEXT = (
+        f"GET {PREFIX}/invocation/next HTTP/1.1\r\nHost: 127.0.0.1:9001\r\nContent-Length: 0\r\n\r\n".encode()
+    )
 
     def request(self, method, path, body=b"", headers=(), then_next=False):
         """One request; with ``then_next``, /next is pipelined behind it and its
@@ -300,9 +302,7 @@ def load_handler(handler):
     try:
         modname, fname = handler.rsplit(".", 1)
     except ValueError as e:
-        raise FaultException(
-            FaultException.MALFORMED_HANDLER_NAME, f"Bad handler '{handler}': {e}"
-        ) from None
+        raise FaultException(FaultException.MALFORMED_HANDLER_NAME, f"Bad handler '{handler}': {e}") from None
     try:
         if modname.split(".")[0] in sys.builtin_module_names:
             raise FaultException(
@@ -496,8 +496,13 @@ def run_forked(handler, status_fd):
     sys.path[:0] = [task_root, "/opt/python"]
     sys.argv = ["/var/runtime/bootstrap.py"]
     client = RuntimeClient()
-    for name in ("AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_FUNCTION_NAME",
-                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION"):
+    for name in (
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+    ):
         _STATIC[name] = os.environ.get(name)
     install_logging()
     # Runtime init is done: from here on it is the function's own init.

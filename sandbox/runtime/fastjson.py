@@ -59,8 +59,15 @@ def _no_default(obj):
 
 def dumps(obj, default=None, separators=(", ", ": ")):
     encode = _json.make_encoder(
-        {}, default or _no_default, _json.encode_basestring_ascii, None,
-        separators[1], separators[0], False, False, True,
+        {},
+        default or _no_default,
+        _json.encode_basestring_ascii,
+        None,
+        separators[1],
+        separators[0],
+        False,
+        False,
+        True,
     )
     if isinstance(obj, str):
         return _json.encode_basestring_ascii(obj)

@@ -41,7 +41,9 @@ def code_folder(tmp_path: Path) -> Path:
 def test_awslambdaric_runs_a_handler_warm_and_reports_its_errors(pool, tmp_path):
     from sandbox import FunctionSpec
 
-    spec = FunctionSpec(code_dir=str(code_folder(tmp_path)), runtime="provided", handler="lambda_function.handler")
+    spec = FunctionSpec(
+        code_dir=str(code_folder(tmp_path)), runtime="provided", handler="lambda_function.handler"
+    )
     first = pool.invoke(spec, {"n": 1})
     assert first.status == "success", (first.payload, first.logs)
     assert first.json()["calls"] == 1

@@ -49,8 +49,18 @@ def test_invoke_reads_the_event_from_a_file_and_a_code_folder(tmp_path):
     code = tmp_path / "fn"
     code.mkdir()
     (code / "app.py").write_text("def handler(event, context):\n    return {'got': event}\n")
-    done = run("invoke", str(code), "--handler", "app.handler", "--event-file", str(tmp_path / "event.json"),
-               "--memory", "256", "--timeout", "5")
+    done = run(
+        "invoke",
+        str(code),
+        "--handler",
+        "app.handler",
+        "--event-file",
+        str(tmp_path / "event.json"),
+        "--memory",
+        "256",
+        "--timeout",
+        "5",
+    )
     assert done.returncode == 0, done.stderr
     assert '-> {"got": {"from": "file"}}' in done.stdout
     assert "\tMemory Size: 256 MB\t" in done.stdout

@@ -48,7 +48,9 @@ def lambda_handler(event, context):
     assert result.billed_duration_ms >= 1000
     assert 1000 <= result.duration_ms < 3000
     assert "about to hang" in result.logs
-    assert any(line.endswith(f"{result.request_id} Task timed out after 1.00 seconds") for line in result.logs)
+    assert any(
+        line.endswith(f"{result.request_id} Task timed out after 1.00 seconds") for line in result.logs
+    )
     assert recorder.of("reset", environment=result.environment_id)
     after = assert_reusable(pool, spec, result)
     # the runtime was re-initialised inside this invoke: no Init Duration
@@ -57,14 +59,17 @@ def lambda_handler(event, context):
 
 
 def test_os_exit_gives_runtime_exit_error(pool, make_spec):
-    spec = make_spec(KEEP_TMP + """
+    spec = make_spec(
+        KEEP_TMP
+        + """
 import os
 def lambda_handler(event, context):
     m = mark(event)
     if event.get("ok"):
         return m
     os._exit(1)
-""")
+"""
+    )
     result = pool.invoke(spec, {"mark": "kept"})
     assert result.status == "error"
     assert result.error_type == "Runtime.ExitError"
@@ -76,14 +81,17 @@ def lambda_handler(event, context):
 
 
 def test_a_segfault_gives_signal_in_the_exit_error(pool, make_spec):
-    spec = make_spec(KEEP_TMP + """
+    spec = make_spec(
+        KEEP_TMP
+        + """
 import ctypes
 def lambda_handler(event, context):
     m = mark(event)
     if event.get("ok"):
         return m
     ctypes.string_at(0)
-""")
+"""
+    )
     result = pool.invoke(spec, {"mark": "kept"})
     assert result.error_type == "Runtime.ExitError"
     assert result.json()["errorMessage"].endswith("Runtime exited with error: signal: segmentation fault")
@@ -91,7 +99,9 @@ def lambda_handler(event, context):
 
 
 def test_out_of_memory_gives_runtime_out_of_memory(pool, make_spec):
-    spec = make_spec(KEEP_TMP + """
+    spec = make_spec(
+        KEEP_TMP
+        + """
 def lambda_handler(event, context):
     m = mark(event)
     if event.get("ok"):
@@ -99,7 +109,9 @@ def lambda_handler(event, context):
     hog = []
     while True:
         hog.append(bytearray(8 * 1024 * 1024))
-""", timeout_s=20)
+""",
+        timeout_s=20,
+    )
     result = pool.invoke(spec, {"mark": "kept"})
     assert result.status == "error"
     assert result.error_type == "Runtime.OutOfMemory"
@@ -124,7 +136,9 @@ def lambda_handler(event, context):
     assert body["errorMessage"] == "bad input: 42"
     assert body["requestId"] == result.request_id
     # line 4: make_spec puts a tag comment on line 1
-    assert body["stackTrace"][0].startswith('  File "/var/task/lambda_function.py", line 4, in lambda_handler')
+    assert body["stackTrace"][0].startswith(
+        '  File "/var/task/lambda_function.py", line 4, in lambda_handler'
+    )
     error_line = next(line for line in result.logs if line.startswith("[ERROR]"))
     assert error_line.startswith("[ERROR] ValueError: bad input: 42\rTraceback (most recent call last):\r")
     assert "Status:" not in result.report  # a function error is not a platform failure
@@ -135,16 +149,35 @@ def lambda_handler(event, context):
 @pytest.mark.parametrize(
     "source, handler, error_type, message",
     [
-        ("import not_a_module\n", None, "Runtime.ImportModuleError",
-         "Unable to import module 'lambda_function': No module named 'not_a_module'"),
-        ("def lambda_handler(event, context)\n    return 1\n", None, "Runtime.UserCodeSyntaxError",
-         "Syntax error in module 'lambda_function': expected ':' (lambda_function.py, line 2)"),
-        ("x = 1\n", None, "Runtime.HandlerNotFound", "Handler 'lambda_handler' missing on module 'lambda_function'"),
-        ("x = 1\n", "nodots", "Runtime.MalformedHandlerName",
-         "Bad handler 'nodots': not enough values to unpack (expected 2, got 1)"),
+        (
+            "import not_a_module\n",
+            None,
+            "Runtime.ImportModuleError",
+            "Unable to import module 'lambda_function': No module named 'not_a_module'",
+        ),
+        (
+            "def lambda_handler(event, context)\n    return 1\n",
+            None,
+            "Runtime.UserCodeSyntaxError",
+            "Syntax error in module 'lambda_function': expected ':' (lambda_function.py, line 2)",
+        ),
+        (
+            "x = 1\n",
+            None,
+            "Runtime.HandlerNotFound",
+            "Handler 'lambda_handler' missing on module 'lambda_function'",
+        ),
+        (
+            "x = 1\n",
+            "nodots",
+            "Runtime.MalformedHandlerName",
+            "Bad handler 'nodots': not enough values to unpack (expected 2, got 1)",
+        ),
     ],
 )
-def test_init_errors_are_retried_in_the_invoke_and_returned(pool, recorder, make_spec, source, handler, error_type, message):
+def test_init_errors_are_retried_in_the_invoke_and_returned(
+    pool, recorder, make_spec, source, handler, error_type, message
+):
     settings = {"handler": handler} if handler else {}
     spec = make_spec(source, **settings)
     result = pool.invoke(spec)
@@ -161,7 +194,10 @@ def test_init_errors_are_retried_in_the_invoke_and_returned(pool, recorder, make
     assert phases[1].endswith(f"\tPhase: invoke\tStatus: error\tError Type: {error_type}")
     start = result.logs.index(f"START RequestId: {result.request_id} Version: $LATEST")
     assert result.logs.index(phases[1]) < start
-    assert any(line.startswith("[WARNING]") and "LAMBDA_WARNING: Unhandled exception." in line for line in result.logs)
+    assert any(
+        line.startswith("[WARNING]") and "LAMBDA_WARNING: Unhandled exception." in line
+        for line in result.logs
+    )
     assert result.report.endswith(f"\tStatus: error\tError Type: {error_type}")
     assert "Init Duration" not in result.report
     # every invoke while init keeps failing returns the init error, in the same environment
@@ -182,12 +218,15 @@ def lambda_handler(event, context):
 
 
 def test_a_response_over_6_mb_is_rejected(pool, make_spec):
-    spec = make_spec("""
+    spec = make_spec(
+        """
 def lambda_handler(event, context):
     if event.get("small"):
         return "fine"
     return "x" * (6 * 1024 * 1024 + 200)
-""", memory_mb=512)
+""",
+        memory_mb=512,
+    )
     result = pool.invoke(spec, {})
     assert result.status == "error"
     assert result.error_type == "Function.ResponseSizeTooLarge"
@@ -200,7 +239,8 @@ def lambda_handler(event, context):
 
 def test_a_background_thread_that_crashes_after_the_response_fails_the_next_call(pool, make_spec):
     """Frozen right after its response, the thread only fires during the next call, as in Lambda."""
-    spec = make_spec("""
+    spec = make_spec(
+        """
 import os, threading, time
 def lambda_handler(event, context):
     if event.get("arm"):
@@ -208,7 +248,9 @@ def lambda_handler(event, context):
         return "armed"
     time.sleep(event.get("work", 0))
     return "worked"
-""", timeout_s=5)
+""",
+        timeout_s=5,
+    )
     armed = pool.invoke(spec, {"arm": True})
     assert armed.json() == "armed"
     victim = pool.invoke(spec, {"work": 1.0})

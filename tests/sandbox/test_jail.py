@@ -119,7 +119,13 @@ def lambda_handler(event, context):
 """)
     result = pool.invoke(spec)
     assert result.json() == {
-        "unshare": 1, "ptrace": 1, "mount": 1, "keyctl": 1, "io_uring_setup": 1, "bpf": 1, "pidfd_getfd": 1,
+        "unshare": 1,
+        "ptrace": 1,
+        "mount": 1,
+        "keyctl": 1,
+        "io_uring_setup": 1,
+        "bpf": 1,
+        "pidfd_getfd": 1,
     }
 
 
@@ -166,28 +172,37 @@ def lambda_handler(event, context):
 
 
 def test_an_output_flood_is_truncated_and_contained(pool, make_spec):
-    spec = make_spec("""
+    spec = make_spec(
+        """
 import sys
 def lambda_handler(event, context):
     line = "y" * 1023
     for _ in range(10 * 1024):
         print(line)
     return "done"
-""", timeout_s=30)
+""",
+        timeout_s=30,
+    )
     result = pool.invoke(spec)
     assert result.status == "success" and result.json() == "done"
     assert result.log_truncated
     function_lines = [line for line in result.logs if line.startswith("y")]
     assert 200 <= len(function_lines) <= 257  # 256 KiB of 1 KiB lines, not 10 MiB
-    assert "[lambdalab] output truncated: the invocation wrote more than 256 KiB or 10,000 lines" in result.logs
+    assert (
+        "[lambdalab] output truncated: the invocation wrote more than 256 KiB or 10,000 lines" in result.logs
+    )
     assert result.logs[-1] == result.report
     again = pool.invoke(spec)  # and the next call starts with a fresh budget
     assert again.environment_id == result.environment_id and again.log_truncated
 
 
 def test_a_flood_of_empty_lines_is_bounded_by_count(pool, make_spec):
-    result = pool.invoke(make_spec("import sys\ndef lambda_handler(event, context):\n"
-                                   "    sys.stdout.write('\\n' * 200000)\n    return 1\n"))
+    result = pool.invoke(
+        make_spec(
+            "import sys\ndef lambda_handler(event, context):\n"
+            "    sys.stdout.write('\\n' * 200000)\n    return 1\n"
+        )
+    )
     assert result.status == "success" and result.log_truncated
     assert len(result.logs) < 10_100
 
@@ -249,10 +264,14 @@ os.kill(os.getpid(), 9)
 
 
 @pytest.mark.parametrize("stem_cells", [0, 2])
-def test_every_jail_process_is_in_its_cgroups_and_the_runtime_under_the_cpu_quota(make_pool, make_spec, stem_cells):
+def test_every_jail_process_is_in_its_cgroups_and_the_runtime_under_the_cpu_quota(
+    make_pool, make_spec, stem_cells
+):
     pool = make_pool(stem_cells=stem_cells)
-    spec = make_spec("import subprocess, time\ndef lambda_handler(event, context):\n"
-                     "    subprocess.Popen(['sleep', '30'])\n    time.sleep(0.3)\n    return 1\n")
+    spec = make_spec(
+        "import subprocess, time\ndef lambda_handler(event, context):\n"
+        "    subprocess.Popen(['sleep', '30'])\n    time.sleep(0.3)\n    return 1\n"
+    )
     # six at once: six environments, some built while bwrap was still forking
     from concurrent.futures import ThreadPoolExecutor
 
@@ -292,7 +311,11 @@ def lambda_handler(event, context):
 
 
 def test_the_runtime_has_lambdas_process_and_descriptor_limits(pool, make_spec):
-    result = pool.invoke(make_spec("import resource\ndef lambda_handler(event, context):\n"
-                                   "    return [resource.getrlimit(r) for r in (resource.RLIMIT_NOFILE,"
-                                   " resource.RLIMIT_NPROC, resource.RLIMIT_CORE)]\n"))
+    result = pool.invoke(
+        make_spec(
+            "import resource\ndef lambda_handler(event, context):\n"
+            "    return [resource.getrlimit(r) for r in (resource.RLIMIT_NOFILE,"
+            " resource.RLIMIT_NPROC, resource.RLIMIT_CORE)]\n"
+        )
+    )
     assert result.json() == [[1024, 1024], [1024, 1024], [0, 0]]

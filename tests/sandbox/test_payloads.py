@@ -8,9 +8,11 @@ from sandbox import PoolError
 
 
 def test_a_5_mb_event_arrives_whole(pool, make_spec):
-    spec = make_spec("import hashlib\ndef lambda_handler(event, context):\n"
-                     "    return [len(event['blob']), hashlib.sha256(event['blob'].encode()).hexdigest()]\n",
-                     memory_mb=512)
+    spec = make_spec(
+        "import hashlib\ndef lambda_handler(event, context):\n"
+        "    return [len(event['blob']), hashlib.sha256(event['blob'].encode()).hexdigest()]\n",
+        memory_mb=512,
+    )
     import hashlib
 
     blob = "z" * (5 * 1024 * 1024)
@@ -37,8 +39,10 @@ def test_bytes_returned_are_passed_through_unencoded(pool, make_spec):
 
 
 def test_decimal_and_unicode_results_encode_as_lambda_does(pool, make_spec):
-    spec = make_spec("import decimal\ndef lambda_handler(event, context):\n"
-                     "    return {'price': decimal.Decimal('1.5'), 'name': 'café', 'echo': event}\n")
+    spec = make_spec(
+        "import decimal\ndef lambda_handler(event, context):\n"
+        "    return {'price': decimal.Decimal('1.5'), 'name': 'café', 'echo': event}\n"
+    )
     result = pool.invoke(spec, {"ü": [1, 2.5, None, True]})
     assert json.loads(result.payload) == {"price": 1.5, "name": "café", "echo": {"ü": [1, 2.5, None, True]}}
     assert b"caf\\u00e9" in result.payload  # python3.11's runtime keeps ensure_ascii
@@ -55,8 +59,10 @@ def test_a_closed_pool_refuses_calls(make_pool, make_spec):
 def test_twenty_calls_at_once_each_get_an_environment_and_all_succeed(pool, make_spec):
     from concurrent.futures import ThreadPoolExecutor
 
-    spec = make_spec("import time, uuid\nME = uuid.uuid4().hex\n"
-                     "def lambda_handler(event, context):\n    time.sleep(0.5)\n    return ME\n")
+    spec = make_spec(
+        "import time, uuid\nME = uuid.uuid4().hex\n"
+        "def lambda_handler(event, context):\n    time.sleep(0.5)\n    return ME\n"
+    )
     with ThreadPoolExecutor(20) as ex:
         results = list(ex.map(lambda i: pool.invoke(spec, {"i": i}), range(20)))
     assert [r.status for r in results] == ["success"] * 20

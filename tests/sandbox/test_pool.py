@@ -19,7 +19,9 @@ def test_an_idle_environment_is_shut_down_and_the_next_call_is_cold(make_pool, m
     pool = make_pool(on_event=recorder)
     spec = make_spec(QUICK, idle_timeout_s=0.5)
     first = pool.invoke(spec, {"n": 1})
-    shutdown = recorder.wait_for(lambda e: e["type"] == "shutdown" and e["environment"] == first.environment_id)
+    shutdown = recorder.wait_for(
+        lambda e: e["type"] == "shutdown" and e["environment"] == first.environment_id
+    )
     assert shutdown["reason"] == "idle"
     assert pool.environments() == []
     second = pool.invoke(spec, {"n": 2})
@@ -28,8 +30,10 @@ def test_an_idle_environment_is_shut_down_and_the_next_call_is_cold(make_pool, m
 
 def test_provisioned_environments_are_initialised_ahead_and_serve_warm(make_pool, make_spec):
     pool = make_pool()
-    spec = make_spec("import os\nTYPE = os.environ['AWS_LAMBDA_INITIALIZATION_TYPE']\n"
-                     "def lambda_handler(event, context):\n    return TYPE\n")
+    spec = make_spec(
+        "import os\nTYPE = os.environ['AWS_LAMBDA_INITIALIZATION_TYPE']\n"
+        "def lambda_handler(event, context):\n    return TYPE\n"
+    )
     ids = pool.provision(spec, 2)
     assert len(set(ids)) == 2
     assert {e["state"] for e in pool.environments()} == {"idle"}
@@ -41,7 +45,9 @@ def test_provisioned_environments_are_initialised_ahead_and_serve_warm(make_pool
 
 def test_a_call_over_the_bound_is_refused_with_a_clear_error(make_pool, make_spec):
     pool = make_pool(max_environments=1)
-    slow = make_spec("import time\ndef lambda_handler(event, context):\n    time.sleep(event['s'])\n    return 1\n")
+    slow = make_spec(
+        "import time\ndef lambda_handler(event, context):\n    time.sleep(event['s'])\n    return 1\n"
+    )
     started = threading.Event()
     results = []
 
@@ -92,7 +98,6 @@ def test_init_over_10_s_is_retried_inside_the_first_invoke(pool, recorder, make_
     assert pool.invoke(spec).environment_id == result.environment_id
 
 
-
 def test_shutdown_gives_the_runtime_2_s_after_sigterm_then_kills_it(make_pool, make_spec):
     from tests.conftest import Recorder
 
@@ -117,8 +122,11 @@ def test_shutdown_gives_the_runtime_2_s_after_sigterm_then_kills_it(make_pool, m
 
 
 def test_max_memory_used_is_the_real_peak_not_the_configured_size(pool, make_spec):
-    spec = make_spec("def lambda_handler(event, context):\n"
-                     "    block = bytearray(event['mb'] * 1024 * 1024)\n    return len(block)\n", memory_mb=1024)
+    spec = make_spec(
+        "def lambda_handler(event, context):\n"
+        "    block = bytearray(event['mb'] * 1024 * 1024)\n    return len(block)\n",
+        memory_mb=1024,
+    )
     small = pool.invoke(spec, {"mb": 1})
     big = pool.invoke(spec, {"mb": 200})
     assert small.max_memory_used_mb < 60
