@@ -282,13 +282,20 @@ class Environment:
         """Bind this environment to a function: its code, limits and identity."""
         self.spec = spec
         self.initialization_type = initialization_type
-        self.task_dir.mkdir(mode=0o755, exist_ok=True)
-        os.chmod(self.task_dir, 0o755)
+        self._make_task_dir()
         _link_tree(code_dir, self.task_dir)
-        if self.cgroup is not None:
+        self._apply_limits()
+
+    def _make_task_dir(self) -> None:
+        self.task_dir.mkdir(mode=0o755, exist_ok=True)
+        os.chmod(self.task_dir, 0o755)  # whatever the umask: the jail's uid must read it
+
+    def _apply_limits(self) -> None:
+        """The function's memory and CPU share, once both the jail and the function are known."""
+        if self.cgroup is not None and self.spec is not None:
             self.cgroup.set_limits(
-                memory_bytes=(spec.memory_mb + MEMORY_HEADROOM_MB) * 1024 * 1024,
-                memory_mb=spec.memory_mb,
+                memory_bytes=(self.spec.memory_mb + MEMORY_HEADROOM_MB) * 1024 * 1024,
+                memory_mb=self.spec.memory_mb,
             )
 
     def start(self) -> None:
@@ -319,17 +326,12 @@ class Environment:
 
     def launch(self, deadline: float) -> None:
         """Build the jail and start the agent; the runtime waits for an init frame."""
-        self.task_dir.mkdir(mode=0o755, exist_ok=True)
-        os.chmod(self.task_dir, 0o755)
+        self._make_task_dir()
         controllers = self.isolation.cgroup_controllers
         if controllers:
             self.cgroup = EnvironmentCgroup(self.isolation.pool_tag, self.id, controllers)
             self.cgroup.create(pids_max=PIDS_MAX)
-            if self.spec is not None:
-                self.cgroup.set_limits(
-                    memory_bytes=(self.spec.memory_mb + MEMORY_HEADROOM_MB) * 1024 * 1024,
-                    memory_mb=self.spec.memory_mb,
-                )
+            self._apply_limits()
             self.cgroup.limit_cpu(False)
         host_sock, jail_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         seccomp_fd = None
