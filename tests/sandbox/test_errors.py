@@ -259,3 +259,19 @@ def lambda_handler(event, context):
     assert victim.json()["errorMessage"].endswith("Runtime exited with error: exit status 3")
     after = pool.invoke(spec, {"work": 0})
     assert after.json() == "worked" and after.environment_id == armed.environment_id
+
+
+def test_an_init_that_keeps_failing_reruns_in_the_same_environment_and_tmp(pool, make_spec):
+    spec = make_spec("""
+import os
+n = int(open("/tmp/attempts").read()) + 1 if os.path.exists("/tmp/attempts") else 1
+open("/tmp/attempts", "w").write(str(n))
+raise RuntimeError(f"init attempt {n}")
+""")
+    first = pool.invoke(spec)
+    assert first.error_type == "RuntimeError"
+    assert first.json()["errorMessage"] == "init attempt 2"  # Init, then its retry inside the invoke
+    second = pool.invoke(spec)
+    assert second.environment_id == first.environment_id
+    assert second.json()["errorMessage"] == "init attempt 3"  # /tmp kept across every re-init
+    assert second.report.endswith("\tStatus: error\tError Type: RuntimeError")
