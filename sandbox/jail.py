@@ -190,11 +190,23 @@ def bwrap_argv(
             argv += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
         elif os.path.isdir(f"/{link}"):
             argv += ["--ro-bind", f"/{link}", f"/{link}"]
+    # A minimal /dev, as Lambda's: the usual character devices and the /proc links,
+    # no /dev/shm (multiprocessing.Pool fails in Lambda too) and no ptys. It also
+    # starts ~1.5 ms faster than bwrap's --dev.
+    dev = ["--perms", "0755", "--tmpfs", "/dev"]
+    for node in ("null", "zero", "full", "random", "urandom"):
+        dev += ["--dev-bind", f"/dev/{node}", f"/dev/{node}"]
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
+        dev += ["--symlink", target, f"/dev/{name}"]
     argv += [
         "--proc",
         "/proc",
-        "--dev",
-        "/dev",
+        *dev,
         "--size",
         str(tmp_bytes),
         "--perms",

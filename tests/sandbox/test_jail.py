@@ -319,3 +319,22 @@ def test_the_runtime_has_lambdas_process_and_descriptor_limits(pool, make_spec):
         )
     )
     assert result.json() == [[1024, 1024], [1024, 1024], [0, 0]]
+
+
+def test_dev_holds_what_lambda_has_and_no_shm(pool, make_spec):
+    spec = make_spec("""
+import os, subprocess
+def lambda_handler(event, context):
+    with open("/dev/null", "w") as f:
+        f.write("gone")
+    with open("/dev/urandom", "rb") as f:
+        random = len(f.read(16))
+    echoed = subprocess.run(["cat"], input=b"via pipes", capture_output=True).stdout.decode()
+    print("to stdout", file=open("/dev/stdout", "w"))
+    return {"dev": sorted(os.listdir("/dev")), "random": random, "echoed": echoed}
+""")
+    result = pool.invoke(spec)
+    body = result.json()
+    assert body["random"] == 16 and body["echoed"] == "via pipes"
+    assert body["dev"] == ["fd", "full", "null", "random", "stderr", "stdin", "stdout", "urandom", "zero"]
+    assert "to stdout" in result.logs
