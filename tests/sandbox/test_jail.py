@@ -279,10 +279,14 @@ def test_every_jail_process_is_in_its_cgroups_and_the_runtime_under_the_cpu_quot
         results = list(ex.map(lambda _: pool.invoke(spec), range(6)))
     assert all(r.status == "success" for r in results)
     assert len({r.environment_id for r in results}) == 6
+    assert len({env.uid for env in pool._all.values()}) == len(pool._all)  # one uid per environment
     for env in list(pool._all.values()):
         tree = env._tree_pids()
         assert len(tree) >= 5  # bwrap, its pid 1, the agent, the runtime, sleep
         assert all(env.cgroup.members(pid) for pid in tree), tree
+        # and every one of them, bwrap included, runs as the environment's own unprivileged uid
+        uids = {int(Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0]) for pid in tree}
+        assert uids == {env.uid} and env.uid >= 1_000_000
         runtime_tree = [pid for pid in tree if pid not in env.keep_pids]
         assert runtime_tree and all(env.cgroup.confined(pid) for pid in runtime_tree)
 
