@@ -498,7 +498,7 @@ class Environment:
         spec = self.spec
         self.invocations += 1
         if self.frozen:
-            self._thaw()
+            self._thaw(request_id)
         if not cold:
             self._begin_log(request_id)
         self._request_id = request_id
@@ -657,13 +657,13 @@ class Environment:
         self.frozen = True
         self.emit("freeze")
 
-    def _thaw(self) -> None:
+    def _thaw(self, request_id: str | None = None) -> None:
         if self.cgroup is not None and self.cgroup.freezes:
             self.cgroup.thaw()
         else:
             self._signal_jail(signal.SIGCONT)
         self.frozen = False
-        self.emit("thaw")
+        self.emit("thaw", request_id=request_id)
 
     def _signal_jail(self, sig: int) -> None:
         """Fallback freezer: signal every process in the jail, agent included."""

@@ -147,3 +147,24 @@ def test_the_state_folder_drops_code_and_runtimes_unused_for_long(tmp_path):
     removed = jail.prune_state(tmp_path, tmp_path / "runtime" / "current")
     assert sorted(p.name for p in removed) == ["old", "stale"]
     assert (tmp_path / "code" / "fresh").exists() and (tmp_path / "runtime" / "current").exists()
+
+
+def test_close_lets_a_call_in_flight_finish_then_tears_its_environment_down(make_pool, make_spec):
+    from tests.conftest import Recorder
+
+    recorder = Recorder()
+    pool = make_pool(on_event=recorder)
+    spec = make_spec(
+        "import time\ndef lambda_handler(event, context):\n    time.sleep(0.5)\n    return 'done'\n"
+    )
+    outcome = {}
+    call = threading.Thread(target=lambda: outcome.setdefault("result", pool.invoke(spec)))
+    call.start()
+    started = recorder.wait_for(lambda e: e["type"] == "invoke.start")
+    pids = pool._all[started["environment"]].cgroup.pids()
+    pool.close()
+    call.join(10)
+    assert outcome["result"].status == "success" and outcome["result"].json() == "done"
+    assert recorder.of("shutdown", environment=started["environment"])[0]["reason"] == "close"
+    assert still_running(pids) == []
+    assert pool.environments() == []
