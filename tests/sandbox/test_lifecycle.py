@@ -92,7 +92,7 @@ def test_each_phase_is_an_event_in_order(pool, recorder, make_spec):
         "freeze",
     ]
     warm_types = [e["type"] for e in recorder.of(request_id=warm.request_id)]
-    assert warm_types == ["invoke.start", "log", "log", "log", "log", "invoke.end"]
+    assert warm_types == ["thaw", "invoke.start", "log", "log", "log", "log", "invoke.end"]
     lines = [e["line"] for e in recorder.of("log", request_id=warm.request_id)]
     assert lines[0] == f"START RequestId: {warm.request_id} Version: $LATEST"
     assert lines[1] == "hi"
