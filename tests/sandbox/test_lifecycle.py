@@ -140,3 +140,13 @@ def lambda_handler(event, context):
     assert env["LAMBDA_TASK_ROOT"] == data["cwd"] == "/var/task"
     assert env["GREETING"] == "hello"
     assert env["_X_AMZN_TRACE_ID"].startswith("Root=1-")
+
+
+def test_a_result_serialises_for_whoever_stores_or_sends_it(pool, make_spec):
+    import json
+
+    result = pool.invoke(make_spec(STATEFUL), {"n": 1})
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["request_id"] == result.request_id and data["status"] == "success"
+    assert json.loads(data["payload"])["calls"] == 1
+    assert data["logs"][-1] == result.report
