@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-USER = 1_234_567
+USER = 900_000  # below the engine's uid blocks (from 1,000,000)
 
 SCRIPT = """
 import json, os, sys
