@@ -587,6 +587,7 @@ class Environment:
         status, error_type, payload, report_status = "success", None, outcome.body, None
         if outcome.kind == "timeout":
             status, error_type, report_status = "timeout", "Sandbox.Timedout", "timeout"
+            duration = float(spec.timeout_ms)  # CloudWatch reports the limit: "Duration: 3000.00 ms"
             message = f"RequestId: {request_id} Error: Task timed out after {spec.timeout_s:.2f} seconds"
             self._function_line(report.timeout_line(request_id, spec.timeout_s).encode())
             payload = _error_body(error_type, message)
