@@ -150,3 +150,24 @@ def test_a_result_serialises_for_whoever_stores_or_sends_it(pool, make_spec):
     assert data["request_id"] == result.request_id and data["status"] == "success"
     assert json.loads(data["payload"])["calls"] == 1
     assert data["logs"][-1] == result.report
+
+
+def test_logging_prints_lambdas_text_format_with_the_request_id(pool, make_spec):
+    import re
+
+    spec = make_spec("""
+import logging
+logger = logging.getLogger()
+logger.setLevel(logging.INFO)
+def lambda_handler(event, context):
+    logger.info("hello %s", "lab")
+    logging.getLogger("app").warning("careful")
+    return 1
+""")
+    result = pool.invoke(spec)
+    rid = re.escape(result.request_id)
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+    assert any(re.fullmatch(rf"\[INFO\]\t{stamp}\t{rid}\thello lab", line) for line in result.logs), (
+        result.logs
+    )
+    assert any(re.fullmatch(rf"\[WARNING\]\t{stamp}\t{rid}\tcareful", line) for line in result.logs)
