@@ -275,3 +275,16 @@ raise RuntimeError(f"init attempt {n}")
     assert second.environment_id == first.environment_id
     assert second.json()["errorMessage"] == "init attempt 3"  # /tmp kept across every re-init
     assert second.report.endswith("\tStatus: error\tError Type: RuntimeError")
+
+
+def test_formatting_an_error_imports_nothing_heavy_into_the_runtime(pool, make_spec):
+    """traceback would pull in re, tokenize and linecache: ~10 ms of a 128 MB function's 7% CPU."""
+    spec = make_spec("""
+import sys
+def lambda_handler(event, context):
+    if event.get("fail"):
+        raise ValueError("boom")
+    return sorted(m for m in ("traceback", "linecache", "tokenize", "re", "json", "logging") if m in sys.modules)
+""")
+    assert pool.invoke(spec, {"fail": True}).error_type == "ValueError"
+    assert pool.invoke(spec).json() == []
