@@ -27,22 +27,19 @@ from pathlib import Path
 
 from . import events, report
 from .cgroup import EnvironmentCgroup
+from .logs import InvocationLog
 from .runtime import frames
 from .spec import FunctionSpec
 
 INIT_LIMIT_S = 10.0
 PROVISIONED_INIT_LIMIT_S = 130.0
 SHUTDOWN_GRACE_S = 2.0
-LOG_LIMIT = 256 * 1024
-MAX_LOG_LINE = 16 * 1024
-MAX_LOG_LINES = 10_000
 AGENT_REPLY_S = 2.0
 RESET_REPLY_S = 5.0
 MAX_PAYLOAD = 6 * 1024 * 1024 + 100
 PIDS_MAX = 1024
 # Page tables, the agent and the jail's bookkeeping, beyond the function's memory.
 MEMORY_HEADROOM_MB = 16
-TRUNCATED = "[lambdalab] output truncated: the invocation wrote more than 256 KiB or 10,000 lines"
 
 
 class EnvironmentLost(Exception):
@@ -146,12 +143,7 @@ class Environment:
         self._reader = frames.FrameReader()
         self._frames: collections.deque = collections.deque()
         self._poll = select.poll()
-        # per-phase log state
-        self._log_lines: list[str] = []
-        self._log_bytes = 0
-        self._log_partial = b""
-        self._log_truncated = False
-        self._request_id: str | None = None
+        self.log = InvocationLog(self.emit)
 
     # -- events and logs ---------------------------------------------------
 
@@ -168,55 +160,6 @@ class Environment:
                 **fields,
             )
         )
-
-    def platform_line(self, line: str, request_id: str | None = None) -> None:
-        self._log_lines.append(line)
-        self.emit("log", request_id=request_id, stream="platform", line=line)
-
-    def _begin_log(self, request_id: str | None) -> None:
-        self._log_lines = []
-        self._log_bytes = 0
-        self._log_partial = b""
-        self._log_truncated = False
-        self._request_id = request_id
-
-    def _on_output(self, data: bytes) -> None:
-        """The runtime's output, split into lines, bounded per invocation (bytes and lines)."""
-        if self._log_truncated:
-            return
-        room = LOG_LIMIT - self._log_bytes
-        over = len(data) > room
-        data = data[:room]
-        self._log_bytes += len(data)
-        lines = (self._log_partial + data).split(b"\n")
-        self._log_partial = lines.pop()
-        if len(self._log_partial) > MAX_LOG_LINE:
-            lines.append(self._log_partial)
-            self._log_partial = b""
-        if len(self._log_lines) + len(lines) > MAX_LOG_LINES:
-            lines = lines[: max(0, MAX_LOG_LINES - len(self._log_lines))]
-            over = True
-        for raw in lines:
-            self._function_line(raw)
-        if over:
-            self._truncate()
-
-    def _truncate(self) -> None:
-        """Past the bound: keep what came, say so once, drop the rest of this invocation's output."""
-        if not self._log_truncated:
-            self._flush_partial()
-            self._log_truncated = True
-            self._function_line(TRUNCATED.encode())
-
-    def _function_line(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", "replace")
-        self._log_lines.append(line)
-        self.emit("log", request_id=self._request_id, stream="function", line=line)
-
-    def _flush_partial(self) -> None:
-        if self._log_partial:
-            self._function_line(self._log_partial)
-            self._log_partial = b""
 
     # -- control channel ---------------------------------------------------
 
@@ -265,9 +208,9 @@ class Environment:
                 header, body = self._frames.popleft()
                 kind = header["t"]
                 if kind == "log":
-                    self._on_output(body)
+                    self.log.output(body)
                 elif kind == "log.dropped":
-                    self._truncate()
+                    self.log.truncate()
                 else:
                     return header, body
             remaining = deadline - time.monotonic()
@@ -304,9 +247,9 @@ class Environment:
         Init is held to 10 s on demand (max(130 s, timeout) when provisioned).
         """
         t0 = time.monotonic()
-        self._begin_log(None)
+        self.log.begin(None)
         self.emit("init.start", phase="init", initialization_type=self.initialization_type)
-        self.platform_line(report.init_start_line(*self.runtime_version))
+        self.log.platform(report.init_start_line(*self.runtime_version))
         limit = INIT_LIMIT_S
         if self.initialization_type == "provisioned-concurrency":
             limit = max(PROVISIONED_INIT_LIMIT_S, float(self.spec.timeout_s))
@@ -321,7 +264,7 @@ class Environment:
         else:
             status = "timeout" if outcome.kind == "timeout" else "error"
             self._init_failed("init", duration, status, outcome)
-        self._flush_partial()
+        self.log.flush()
         self.state = "busy"
 
     def launch(self, deadline: float) -> None:
@@ -487,7 +430,7 @@ class Environment:
             error_type=error_type,
             duration_ms=round(duration, 3),
         )
-        self.platform_line(report.init_report_line(duration, phase, status, error_type))
+        self.log.platform(report.init_report_line(duration, phase, status, error_type))
 
     # -- lifecycle: invoke ----------------------------------------------------
 
@@ -500,8 +443,8 @@ class Environment:
         if self.frozen:
             self._thaw(request_id)
         if not cold:
-            self._begin_log(request_id)
-        self._request_id = request_id
+            self.log.begin(request_id)
+        self.log.request_id = request_id  # a cold start's log began with its Init
         t0 = time.monotonic()
         deadline = t0 + spec.timeout_s
         if self.cgroup is not None:
@@ -547,7 +490,7 @@ class Environment:
 
     def _started(self, request_id: str, cold: bool) -> None:
         self.emit("invoke.start", request_id=request_id, cold=cold)
-        self.platform_line(report.start_line(request_id), request_id)
+        self.log.platform(report.start_line(request_id))
 
     def _run_invoke(self, payload: bytes, request_id: str, deadline: float, headers: dict) -> _Outcome:
         deadline_ms = int((time.time() + (deadline - time.monotonic())) * 1000)
@@ -583,13 +526,13 @@ class Environment:
 
     def _finish(self, request_id: str, cold: bool, outcome: _Outcome, duration: float) -> InvokeResult:
         spec = self.spec
-        self._flush_partial()
+        self.log.flush()
         status, error_type, payload, report_status = "success", None, outcome.body, None
         if outcome.kind == "timeout":
             status, error_type, report_status = "timeout", "Sandbox.Timedout", "timeout"
             duration = float(spec.timeout_ms)  # CloudWatch reports the limit: "Duration: 3000.00 ms"
             message = f"RequestId: {request_id} Error: Task timed out after {spec.timeout_s:.2f} seconds"
-            self._function_line(report.timeout_line(request_id, spec.timeout_s).encode())
+            self.log.function_line(report.timeout_line(request_id, spec.timeout_s))
             payload = _error_body(error_type, message)
         elif outcome.kind == "exit":
             status, error_type, report_status = "error", outcome.error_type, "error"
@@ -597,8 +540,8 @@ class Environment:
             if outcome.detail == "exit status 0":
                 reason = "Runtime exited without providing a reason"
             message = f"RequestId: {request_id} Error: {reason}"
-            self._function_line(message.encode())
-            self._function_line(b"Runtime.ExitError")
+            self.log.function_line(message)
+            self.log.function_line("Runtime.ExitError")
             payload = _error_body(error_type, message)
         elif outcome.kind == "too_large":
             status, error_type = "error", outcome.error_type
@@ -615,7 +558,7 @@ class Environment:
         billed = report.billed_ms(duration, init_ms, timeout_ms)
         peak = self.cgroup.peak_bytes() if self.cgroup is not None else self._peak_rss()
         max_mb = math.ceil(peak / (1024 * 1024)) if peak else 0
-        self.platform_line(report.end_line(request_id), request_id)
+        self.log.platform(report.end_line(request_id))
         line = report.report_line(
             request_id,
             duration_ms=duration,
@@ -626,7 +569,7 @@ class Environment:
             status=report_status,
             error_type=error_type if report_status == "error" else None,
         )
-        self.platform_line(line, request_id)
+        self.log.platform(line)
         result = InvokeResult(
             request_id=request_id,
             environment_id=self.id,
@@ -640,8 +583,8 @@ class Environment:
             init_duration_ms=round(init_ms, 3) if init_ms is not None else None,
             report=line,
             function=spec.key,
-            logs=list(self._log_lines),
-            log_truncated=self._log_truncated,
+            logs=list(self.log.lines),
+            log_truncated=self.log.truncated,
         )
         fields = {name: getattr(result, name) for name in _EVENT_FIELDS}
         fields["payload"] = result.payload.decode("utf-8", "replace")
@@ -722,7 +665,7 @@ class Environment:
                 raise EnvironmentLost("agent did not confirm the reset")
             if frame[0]["t"] == "reset.done":
                 break
-        self.emit("reset", request_id=self._request_id, reason="runtime killed")
+        self.emit("reset", request_id=self.log.request_id, reason="runtime killed")
 
     # -- shutdown -----------------------------------------------------------
 
