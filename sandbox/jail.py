@@ -2,7 +2,7 @@
 
 The jail sees a Lambda-like filesystem and nothing of the host's own::
 
-    /usr (read-only, the system's)   /bin /lib /lib64 /sbin -> usr/...
+    /usr (read-only, the system's; /usr/local empty)   /bin /lib /lib64 /sbin -> usr/...
     /var/lang/bin/python3 -> the runtime interpreter (a real binary in /usr)
     /var/runtime   our agent and Python runtime (read-only)
     /var/task      the function's code (read-only)
@@ -184,6 +184,11 @@ def bwrap_argv(
         "--ro-bind",
         "/usr",
         "/usr",
+        # what the host's admin installed by hand (tools, their config) is not the jail's business
+        "--perms",
+        "0755",
+        "--tmpfs",
+        "/usr/local",
     ]
     for link in ("bin", "lib", "lib64", "sbin"):
         if os.path.islink(f"/{link}"):

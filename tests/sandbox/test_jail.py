@@ -45,7 +45,8 @@ def lambda_handler(event, context):
                 seen[path] = "read"
         except OSError as exc:
             seen[path] = exc.errno
-    return {"seen": seen, "root": sorted(os.listdir("/")), "etc": os.listdir("/etc")}
+    return {"seen": seen, "root": sorted(os.listdir("/")), "etc": os.listdir("/etc"),
+            "local": os.listdir("/usr/local")}
 """)
     paths = [str(PROJECT / "lambdalab" / "settings.py"), "/root/.bashrc", "/etc/passwd", "/etc/shadow"]
     assert Path(paths[0]).exists()
@@ -53,7 +54,7 @@ def lambda_handler(event, context):
     body = result.json()
     assert all(v == 2 for v in body["seen"].values()), body  # ENOENT: not there at all
     assert "work" not in body["root"] and "root" not in body["root"] and "home" not in body["root"]
-    assert body["etc"] == []
+    assert body["etc"] == [] and body["local"] == []  # nor what the host installed by hand
 
 
 def test_no_view_of_the_hosts_environment(pool, make_spec):
