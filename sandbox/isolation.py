@@ -116,7 +116,7 @@ def probe(disable: frozenset[str] = frozenset()) -> IsolationReport:
     report.add(
         "filesystem",
         "strong",
-        "read-only /usr, runtime and code; private tmpfs /tmp; no project, home or /etc",
+        "read-only /usr (/usr/local hidden), runtime and code; private tmpfs /tmp; no project, home or /etc",
     )
     report.add(
         "environment",
