@@ -13,6 +13,23 @@ def mark(event):
 """
 
 
+def failing(make_spec, *failure: str, **settings):
+    """A handler that marks /tmp, then fails with ``failure`` (lines of code), unless asked ``ok``."""
+    body = "\n    ".join(failure)
+    return make_spec(
+        KEEP_TMP
+        + f"""
+import ctypes, os, time
+def lambda_handler(event, context):
+    m = mark(event)
+    if event.get("ok"):
+        return m
+    {body}
+""",
+        **settings,
+    )
+
+
 def assert_reusable(pool, spec, failed):
     """The next call reuses the same environment, re-initialised, with /tmp intact."""
     after = pool.invoke(spec, {"mark": None, "ok": True})
@@ -24,19 +41,7 @@ def assert_reusable(pool, spec, failed):
 
 
 def test_timeout_gives_sandbox_timedout_and_keeps_the_environment(pool, recorder, make_spec):
-    spec = make_spec(
-        KEEP_TMP
-        + """
-import time
-def lambda_handler(event, context):
-    m = mark(event)
-    if event.get("ok"):
-        return m
-    print("about to hang")
-    time.sleep(60)
-""",
-        timeout_s=1,
-    )
+    spec = failing(make_spec, 'print("about to hang")', "time.sleep(60)", timeout_s=1)
     result = pool.invoke(spec, {"mark": "kept"})
     assert result.status == "timeout"
     assert result.error_type == "Sandbox.Timedout"
@@ -59,17 +64,7 @@ def lambda_handler(event, context):
 
 
 def test_os_exit_gives_runtime_exit_error(pool, make_spec):
-    spec = make_spec(
-        KEEP_TMP
-        + """
-import os
-def lambda_handler(event, context):
-    m = mark(event)
-    if event.get("ok"):
-        return m
-    os._exit(1)
-"""
-    )
+    spec = failing(make_spec, "os._exit(1)")
     result = pool.invoke(spec, {"mark": "kept"})
     assert result.status == "error"
     assert result.error_type == "Runtime.ExitError"
@@ -81,17 +76,7 @@ def lambda_handler(event, context):
 
 
 def test_a_segfault_gives_signal_in_the_exit_error(pool, make_spec):
-    spec = make_spec(
-        KEEP_TMP
-        + """
-import ctypes
-def lambda_handler(event, context):
-    m = mark(event)
-    if event.get("ok"):
-        return m
-    ctypes.string_at(0)
-"""
-    )
+    spec = failing(make_spec, "ctypes.string_at(0)")
     result = pool.invoke(spec, {"mark": "kept"})
     assert result.error_type == "Runtime.ExitError"
     assert result.json()["errorMessage"].endswith("Runtime exited with error: signal: segmentation fault")
@@ -99,18 +84,8 @@ def lambda_handler(event, context):
 
 
 def test_out_of_memory_gives_runtime_out_of_memory(pool, make_spec):
-    spec = make_spec(
-        KEEP_TMP
-        + """
-def lambda_handler(event, context):
-    m = mark(event)
-    if event.get("ok"):
-        return m
-    hog = []
-    while True:
-        hog.append(bytearray(8 * 1024 * 1024))
-""",
-        timeout_s=20,
+    spec = failing(
+        make_spec, "hog = []", "while True:", "    hog.append(bytearray(8 * 1024 * 1024))", timeout_s=20
     )
     result = pool.invoke(spec, {"mark": "kept"})
     assert result.status == "error"

@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.handlers import TICKER
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -17,35 +19,18 @@ def test_without_cgroups_the_pool_falls_back_and_reports_partial_isolation(make_
     assert levels["memory"] == "none" and levels["seccomp"] == "none"
     assert levels["freezer"] == "partial" and levels["pids"] == "partial"
     assert levels["namespaces"] == "strong"
-    spec = make_spec(
-        """
-import threading, time
-ticks = []
-def tick():
-    while True:
-        ticks.append(time.time())
-        time.sleep(0.005)
-threading.Thread(target=tick, daemon=True).start()
-def lambda_handler(event, context):
-    if event.get("hang"):
-        time.sleep(60)
-    time.sleep(0.05)
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
-    return {"max_gap": max(gaps) if gaps else 0, "big": len(bytearray(30 * 1024 * 1024))}
-""",
-        timeout_s=1,
-    )
-    first = pool.invoke(spec)
+    spec = make_spec(TICKER, timeout_s=1)
+    first = pool.invoke(spec, {"run": 0.05})
     env = pool._all[first.environment_id]
     assert env.cgroup is None
     time.sleep(0.4)  # frozen by SIGSTOP meanwhile
-    second = pool.invoke(spec)
+    second = pool.invoke(spec, {"run": 0.05, "allocate_mb": 30})
     assert second.environment_id == first.environment_id
     assert second.json()["max_gap"] >= 0.35
     assert second.max_memory_used_mb >= 30  # the runtime's peak RSS stands in for the cgroup's peak
     timed_out = pool.invoke(spec, {"hang": True})
     assert timed_out.status == "timeout"
-    after = pool.invoke(spec)  # the agent killed the runtime; the environment is reused
+    after = pool.invoke(spec, {"run": 0.05})  # the agent killed the runtime; the environment is reused
     assert after.status == "success" and after.environment_id == first.environment_id
 
 

@@ -3,6 +3,8 @@
 import os
 import time
 
+from tests.handlers import TICKER
+
 TMP = """
 import os, uuid
 def lambda_handler(event, context):
@@ -76,25 +78,7 @@ def lambda_handler(event, context):
 
 
 def test_a_background_thread_stops_while_frozen_and_resumes_on_thaw(pool, make_spec):
-    spec = make_spec(
-        """
-import threading, time
-ticks = []
-
-def tick():
-    while True:
-        ticks.append(time.time())
-        time.sleep(0.005)
-
-threading.Thread(target=tick, daemon=True).start()
-
-def lambda_handler(event, context):
-    time.sleep(event.get("run", 0))
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
-    return {"count": len(ticks), "max_gap": max(gaps) if gaps else 0, "last": ticks[-1]}
-""",
-        memory_mb=512,
-    )
+    spec = make_spec(TICKER, memory_mb=512)
     first = pool.invoke(spec, {"run": 0.1})
     env = pool._all[first.environment_id]
     # the host sees the environment frozen between calls (the kernel completes it on its own)
