@@ -665,6 +665,7 @@ class Environment:
                 raise EnvironmentLost("agent did not confirm the reset")
             if frame[0]["t"] == "reset.done":
                 break
+        self._confine_runtime()  # the agent's fresh pre-fork: under the quota, and frozen with the rest
         self.emit("reset", request_id=self.log.request_id, reason="runtime killed")
 
     # -- shutdown -----------------------------------------------------------

@@ -57,6 +57,9 @@ def test_timeout_gives_sandbox_timedout_and_keeps_the_environment(pool, recorder
         line.endswith(f"{result.request_id} Task timed out after 1.00 seconds") for line in result.logs
     )
     assert recorder.of("reset", environment=result.environment_id)
+    env = pool._all[result.environment_id]
+    runtime_tree = [pid for pid in env.cgroup.pids() if pid not in env.keep_pids]
+    assert runtime_tree and all(env.cgroup.confined(pid) for pid in runtime_tree)  # the next runtime, waiting
     after = assert_reusable(pool, spec, result)
     # the runtime was re-initialised inside this invoke: no Init Duration
     assert "Init Duration" not in after.report

@@ -166,7 +166,7 @@ def lambda_handler(event, context):
     assert 100 < peak <= 1024  # it really forked, and was held at Lambda's 1,024 tasks
     env = pool._all[result.environment_id]
     # everything the bomb started is gone, and the environment is usable again
-    assert env.cgroup.function_pids() == []
+    assert len(env.cgroup.function_pids()) <= 1  # at most the agent's fresh, idle pre-forked runtime
     assert len(env.cgroup.pids()) <= 4  # bwrap, its pid 1, the agent and its idle pre-forked runtime
     again = pool.invoke(bomb, {"ok": True})
     assert again.environment_id == result.environment_id and again.json() == "alive"
