@@ -65,6 +65,12 @@ def pool_tag() -> str:
     return f"{pid}-{_process_start_time(pid)}"
 
 
+def owner_alive(name: str) -> bool:
+    """Whether the process a ``<pid>-<start time>[-...]`` name was made by still runs."""
+    pid, start, *_ = name.split("-") + [""]
+    return pid.isdigit() and _process_start_time(int(pid)) == start
+
+
 def _write(path: Path, value: str) -> None:
     fd = os.open(path, os.O_WRONLY)
     try:
@@ -343,9 +349,8 @@ def clean_stale(hierarchies: tuple[str, ...] = CONTROLLERS + (UNIFIED,)) -> list
         for pool_dir in top.iterdir():
             if not pool_dir.is_dir():
                 continue
-            pid, _, start = pool_dir.name.partition("-")
-            if pid.isdigit() and _process_start_time(int(pid)) == start:
-                continue  # the owner is alive
+            if owner_alive(pool_dir.name):
+                continue
             for env_dir in pool_dir.iterdir():
                 if env_dir.is_dir():
                     stale.add((pool_dir.name, env_dir.name))
@@ -359,8 +364,7 @@ def clean_stale(hierarchies: tuple[str, ...] = CONTROLLERS + (UNIFIED,)) -> list
         top = ROOT / h / TOP
         if top.is_dir():
             for pool_dir in top.iterdir():
-                pid, _, start = pool_dir.name.partition("-")
-                if pool_dir.is_dir() and not (pid.isdigit() and _process_start_time(int(pid)) == start):
+                if pool_dir.is_dir() and not owner_alive(pool_dir.name):
                     try:
                         pool_dir.rmdir()
                     except OSError:

@@ -611,17 +611,12 @@ class Environment:
 
     def _signal_jail(self, sig: int) -> None:
         """Fallback freezer: signal every process in the jail, agent included."""
-        for pid in self._jail_pids():
+        for pid in self.cgroup.pids() if self.cgroup is not None else self._tree_pids():
             if pid != self.proc.pid:
                 try:
                     os.kill(pid, sig)
                 except ProcessLookupError:
                     pass
-
-    def _jail_pids(self) -> list[int]:
-        if self.cgroup is not None:
-            return self.cgroup.pids()
-        return self._tree_pids()
 
     def _peak_rss(self) -> int:
         """Without a memory cgroup: the runtime's processes' peak RSS (VmHWM), summed."""

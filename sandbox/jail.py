@@ -104,14 +104,13 @@ def prune_state(root: Path, current_runtime: Path) -> list[Path]:
 
 def task_root(root: Path, pool_tag: str) -> Path:
     """A pool's own folder of /var/task sources; clears those of processes that died."""
-    from .cgroup import _process_start_time
+    from .cgroup import owner_alive
 
     tasks = root / "task"
     tasks.mkdir(exist_ok=True)
     os.chmod(tasks, 0o711)
     for folder in tasks.iterdir():
-        pid, start, *_ = (folder.name.split("-") + ["", ""])[:3]
-        if not (pid.isdigit() and _process_start_time(int(pid)) == start):
+        if not owner_alive(folder.name):
             shutil.rmtree(folder, ignore_errors=True)
     mine = tasks / f"{pool_tag}-{next(_pools_made)}"
     mine.mkdir()
