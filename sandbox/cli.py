@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .pool import EnvironmentPool, PoolError
+from .runtime import contract
 from .spec import FunctionSpec
 
 PROBE = r"""
@@ -28,10 +29,36 @@ def lambda_handler(event, context):
         s.close()
     facts["project tree invisible"] = not os.path.exists(event["project"])
     facts["host home invisible"] = not os.path.exists("/root") and not os.path.exists("/home")
-    with open("/proc/1/environ", "rb") as f:
-        facts["pid 1 environment empty"] = f.read() == b""
+    closed = []
+    for name in ("mem", "environ", "fd/0"):
+        try:
+            open(f"/proc/1/{name}", "rb").close()
+            closed.append(False)
+        except PermissionError:
+            closed.append(True)
+    facts["the agent (pid 1) is closed to user code: its mem, environ and descriptors"] = all(closed)
     facts["only Lambda variables set"] = set(os.environ) <= set(event["allowed"])
-    facts["runs unprivileged (uid 993 in the jail)"] = os.getuid() == 993
+    with open("/proc/self/uid_map") as f:
+        inside, outside, count = (int(x) for x in f.read().split())
+    facts["runs unprivileged (uid 993 in the jail maps to a host uid other than root)"] = (
+        inside == 993 and outside != 0 and count == 1
+    )
+    writable = []
+    for folder in ("/", "/dev", "/usr/local", "/var/task", "/var/runtime", "/opt", "/etc"):
+        try:
+            open(os.path.join(folder, ".probe"), "wb").close()
+            writable.append(folder)
+        except OSError:
+            pass
+    facts["only /tmp is writable"] = not writable
+    families = []
+    for family in (40, 16, 17):  # AF_VSOCK, AF_NETLINK, AF_PACKET
+        try:
+            socket.socket(family, socket.SOCK_DGRAM).close()
+            families.append(family)
+        except OSError:
+            pass
+    facts["only Unix and IP sockets (no vsock, netlink, packet)"] = not families
     try:
         os.kill(event["host_pid"], 0)
         facts["cannot signal host processes"] = False
@@ -55,7 +82,7 @@ def lambda_handler(event, context):
             except OSError:
                 peer = None
             s.close()
-            if peer in (("127.0.0.1", 9001), "\0lambdalab-runtime-api", b"\0lambdalab-runtime-api"):
+            if peer in ((event["api_host"], event["api_port"]), event["api_unix"], event["api_unix"].encode()):
                 continue  # the runtime's own connection to the Runtime API
         inherited.append(fd)
     facts["no host descriptors inherited"] = not inherited
@@ -202,34 +229,15 @@ def check(args) -> int:
         return _bad(str(exc))
     verified: dict[str, bool] = {}
     if not report.blocking:
-        allowed = [
-            "PATH",
-            "LD_LIBRARY_PATH",
-            "LANG",
-            "TZ",
-            "PYTHONPATH",
-            "LAMBDA_TASK_ROOT",
-            "LAMBDA_RUNTIME_DIR",
-            "_HANDLER",
-            "AWS_REGION",
-            "AWS_DEFAULT_REGION",
-            "AWS_EXECUTION_ENV",
-            "AWS_LAMBDA_FUNCTION_NAME",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-            "AWS_LAMBDA_FUNCTION_VERSION",
-            "AWS_LAMBDA_FUNCTION_TIMEOUT",
-            "AWS_LAMBDA_INITIALIZATION_TYPE",
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            "AWS_LAMBDA_LOG_STREAM_NAME",
-            "AWS_LAMBDA_RUNTIME_API",
-            "_X_AMZN_TRACE_ID",
-        ]
         probe_event = {
             "host": "127.0.0.1",
             "port": 6379,
             "project": str(Path(__file__).resolve().parent.parent),
-            "allowed": allowed,
+            "allowed": list(contract.LAMBDA_VARIABLES),
             "host_pid": os.getpid(),
+            "api_host": contract.API_HOST,
+            "api_port": contract.API_PORT,
+            "api_unix": contract.API_UNIX,
         }
         try:
             with EnvironmentPool() as pool:

@@ -28,7 +28,7 @@ from pathlib import Path
 from . import events, report
 from .cgroup import EnvironmentCgroup
 from .logs import InvocationLog
-from .runtime import frames
+from .runtime import contract, frames
 from .spec import FunctionSpec
 
 INIT_LIMIT_S = 10.0
@@ -144,6 +144,9 @@ class Environment:
         self._frames: collections.deque = collections.deque()
         self._poll = select.poll()
         self.log = InvocationLog(self.emit)
+        # The execution role's credentials, as Lambda puts them in the environment: placeholders
+        # (no network reaches AWS from a jail), one set per environment, so that SDK clients build.
+        self.credentials = placeholder_credentials()
 
     # -- events and logs ---------------------------------------------------
 
@@ -322,7 +325,7 @@ class Environment:
         return err or f"bwrap exited with {self.proc.returncode}"
 
     def _agent_pids(self) -> set[int]:
-        """Host pids of bwrap, its pid 1 and the agent (the chain above the runtime).
+        """Host pids of bwrap and the agent, the jail's pid 1 (the chain above the runtime).
 
         With cgroups, this is also where the jail's membership is made sure of:
         bwrap may have forked before it was moved in. The agent's own child, the
@@ -330,13 +333,13 @@ class Environment:
         function's CPU quota by _confine_runtime before any user code runs.
         """
         chain, pid = [self.proc.pid], self.proc.pid
-        for _ in range(2):
+        for _ in range(1):
             try:
                 children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
             except OSError:
                 children = []
             if len(children) != 1:
-                raise EnvironmentLost("the jail's process tree is not bwrap, its pid 1 and the agent")
+                raise EnvironmentLost("the jail's process tree is not bwrap and the agent")
             pid = int(children[0])
             chain.append(pid)
         found = set(chain)
@@ -360,6 +363,7 @@ class Environment:
             self.cgroup.confine(loose)
 
     def runtime_env(self) -> dict[str, str]:
+        """Lambda's variables for this environment (``contract.LAMBDA_VARIABLES``), then the function's."""
         spec = self.spec
         env = {
             "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
@@ -367,24 +371,23 @@ class Environment:
             "/var/task:/var/task/lib:/opt/lib",
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
-            "PYTHONPATH": "/var/runtime",
-            "LAMBDA_TASK_ROOT": "/var/task",
-            "LAMBDA_RUNTIME_DIR": "/var/runtime",
+            "PYTHONPATH": contract.RUNTIME_DIR,
+            "LAMBDA_TASK_ROOT": contract.TASK_ROOT,
+            "LAMBDA_RUNTIME_DIR": contract.RUNTIME_DIR,
             "_HANDLER": spec.handler,
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11" if spec.runtime == "python3.11" else "",
             "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": report.VERSION,
-            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout_s),
             "AWS_LAMBDA_INITIALIZATION_TYPE": self.initialization_type,
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": report.log_stream_name(self.id, self.created),
-            "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+            "AWS_LAMBDA_RUNTIME_API": contract.RUNTIME_API,
+            **self.credentials,
         }
-        if not env["AWS_EXECUTION_ENV"]:
-            del env["AWS_EXECUTION_ENV"]
+        if spec.runtime == "python3.11":
+            env["AWS_EXECUTION_ENV"] = "AWS_Lambda_python3.11"
         env.update(spec.environment)
         return env
 
@@ -719,6 +722,16 @@ class Environment:
             except (KeyError, ValueError):
                 pass
             self.sock.close()
+
+
+def placeholder_credentials() -> dict[str, str]:
+    """Credentials shaped like an execution role's (ASIA... key id, session token), marked as fake."""
+    tag = uuid.uuid4().hex.upper()
+    return {
+        "AWS_ACCESS_KEY_ID": "ASIALAMBDALAB" + tag[:7],
+        "AWS_SECRET_ACCESS_KEY": "lambdalab-placeholder-not-a-secret-" + tag[7:12].lower(),
+        "AWS_SESSION_TOKEN": "lambdalab-placeholder-session-token-" + tag.lower(),
+    }
 
 
 def _trace_id() -> str:

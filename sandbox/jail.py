@@ -28,8 +28,11 @@ import threading
 import time
 from pathlib import Path
 
+from .runtime import contract
+
 RUNTIME_SOURCE = Path(__file__).resolve().parent / "runtime"
-RUNTIME_FILES = ("agent.py", "bootstrap.py", "fastjson.py", "frames.py")
+# The package runs in the jail as /var/runtime/_lambdalab_runtime (contract.PACKAGE).
+RUNTIME_FILES = ("__init__.py", "agent.py", "bootstrap.py", "contract.py", "fastjson.py", "frames.py")
 JAIL_UID, JAIL_GID = 993, 990  # Lambda's sbx_user1051
 UID_BASE = 1_000_000
 UIDS_PER_POOL = 4096
@@ -119,7 +122,7 @@ def task_root(root: Path, pool_tag: str) -> Path:
 
 
 def prepare_runtime(python: str, root: Path) -> Path:
-    """Copy the in-jail files to ``root/runtime/<hash>`` and byte-compile them once."""
+    """Copy the in-jail package to ``root/runtime/<hash>/<PACKAGE>`` and byte-compile it once."""
     digest = hashlib.sha256(python.encode())
     for name in RUNTIME_FILES:
         digest.update((RUNTIME_SOURCE / name).read_bytes())
@@ -128,9 +131,10 @@ def prepare_runtime(python: str, root: Path) -> Path:
         return target
     tmp = Path(tempfile.mkdtemp(prefix="runtime.", dir=root))
     os.chmod(tmp, 0o755)
+    package = tmp / contract.PACKAGE
+    package.mkdir(mode=0o755)
     for name in RUNTIME_FILES:
-        shutil.copyfile(RUNTIME_SOURCE / name, tmp / name)
-        os.chmod(tmp / name, 0o644)
+        shutil.copyfile(RUNTIME_SOURCE / name, package / name)
     subprocess.run([python, "-I", "-m", "compileall", "-q", str(tmp)], check=True, timeout=60)
     for path in tmp.rglob("*"):
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
@@ -172,6 +176,7 @@ def bwrap_argv(
         "--unshare-ipc",
         "--unshare-uts",
         "--unshare-cgroup-try",
+        "--as-pid-1",  # the agent is the namespace's init: its members cannot kill or stop it
         "--die-with-parent",
         "--new-session",
         "--uid",
@@ -187,6 +192,8 @@ def bwrap_argv(
         "--perms",
         "0755",
         "--tmpfs",
+        "/usr/local",
+        "--remount-ro",
         "/usr/local",
     ]
     for link in ("bin", "lib", "lib64", "sbin"):
@@ -207,6 +214,7 @@ def bwrap_argv(
         ("stderr", "/proc/self/fd/2"),
     ):
         dev += ["--symlink", target, f"/dev/{name}"]
+    dev += ["--remount-ro", "/dev"]  # only /tmp is writable, as in Lambda (the device nodes still are)
     argv += [
         "--proc",
         "/proc",
@@ -242,7 +250,8 @@ def bwrap_argv(
     ]
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]
-    argv += [python, "-I", "-S", "/var/runtime/agent.py", str(control_fd)]
+    start = f"import sys; sys.path.insert(0, {contract.RUNTIME_DIR!r}); from {contract.PACKAGE}.agent import main; main()"
+    argv += [python, "-I", "-S", "-c", start, str(control_fd)]
     return argv
 
 

@@ -63,6 +63,10 @@ CLONE_NEW_FLAGS = (
     0x00000080,  # CLONE_NEWTIME
 )
 TIOCSTI = 0x5412
+# The socket families a function needs. The rest are refused (EAFNOSUPPORT): AF_VSOCK is not
+# in the network namespace (one port space shared with the host and every jail), and netlink,
+# packet and the like are kernel interfaces no handler needs.
+SOCKET_FAMILIES = (1, 2, 10)  # AF_UNIX, AF_INET, AF_INET6
 
 
 class SeccompUnavailable(Exception):
@@ -89,6 +93,14 @@ def compile_filter() -> bytes:
         f.add_rule(sc.ERRNO(errno.EPERM), "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
     f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
     f.add_rule(sc.ERRNO(errno.EPERM), "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, TIOCSTI))
+    # socket(family, ...) and socketpair(family, ...): anything but exactly an allowed family
+    # (compared as 64 bits, so high bits cannot smuggle a family past the filter)
+    for call in ("socket", "socketpair"):
+        top = max(SOCKET_FAMILIES)
+        for family in range(top):
+            if family not in SOCKET_FAMILIES:
+                f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), call, sc.Arg(0, sc.EQ, family))
+        f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), call, sc.Arg(0, sc.GT, top))
     read_fd, write_fd = os.pipe()
     try:
         with os.fdopen(write_fd, "wb") as out:

@@ -1,7 +1,12 @@
 """The agent: LambdaLab's in-jail init process, the counterpart of Lambda's RAPID.
 
-It runs as the first process of the jail (under bwrap's pid 1), with an empty
-environment and one inherited socket to the host. It serves the real Runtime
+It runs as pid 1 of the jail's pid namespace (bwrap ``--as-pid-1``), with an
+empty environment and one inherited socket to the host. As the namespace's
+init it cannot be killed or stopped from inside (the kernel drops SIGKILL and
+SIGSTOP sent to a namespace's init by its own members, and every signal it has
+no handler for), and it makes itself non-dumpable, so user code, though it
+runs as the same uid, can neither open its ``/proc/1/mem`` nor take its
+descriptors. It reaps the orphans the runtime leaves behind. It serves the real Runtime
 API on the jail's own loopback, starts the runtime (our Python runtime is
 forked from this process, so it shares its imported pages; any other runtime
 is exec'd from /var/task/bootstrap), collects the runtime's output and relays
@@ -22,14 +27,21 @@ import select
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import bootstrap  # noqa: E402  (pre-imported: forked runtimes share its pages)
-import fastjson  # noqa: E402
-import frames  # noqa: E402
+from . import bootstrap  # pre-imported: forked runtimes share its pages
+from . import contract, fastjson, frames
 
 EVENT_READ, EVENT_WRITE = select.EPOLLIN, select.EPOLLOUT
 EBADF = 9
+PR_SET_DUMPABLE = 4
+
+
+def set_dumpable(value: int) -> None:
+    """prctl(PR_SET_DUMPABLE): _ctypes alone (~1 ms), not the ctypes package (~10 ms of imports)."""
+    import _ctypes
+
+    prctl = _ctypes.dlsym(_ctypes.dlopen(None, 0), "prctl")
+    if _ctypes.call_function(prctl, (PR_SET_DUMPABLE, value, 0, 0, 0)) != 0:
+        raise OSError("prctl(PR_SET_DUMPABLE) failed")
 
 
 class Key:
@@ -78,17 +90,16 @@ class Selector:
         return ready
 
 
-API_HOST, API_PORT = "127.0.0.1", 9001
-# The same API on an abstract Unix socket (private to the jail's network namespace):
-# our runtime uses it, as its kernel path costs less CPU per call than loopback TCP,
-# which matters under a 128 MB function's 7% CPU quota. Other runtimes use TCP.
-API_UNIX = "\0lambdalab-runtime-api"
-PREFIX = "/2018-06-01/runtime"
-MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # 6,291,556 bytes, as Lambda's RAPID
+API_HOST, API_PORT = contract.API_HOST, contract.API_PORT
+# Our runtime uses the abstract Unix socket (less CPU per call under a 128 MB function's
+# 7% CPU quota than loopback TCP); other runtimes use TCP.
+API_UNIX = contract.API_UNIX
+PREFIX = contract.API_PREFIX
+MAX_PAYLOAD = contract.MAX_PAYLOAD
 MAX_REQUEST_HEAD = 64 * 1024
 MAX_CONNECTIONS = 32
-# Output forwarded per phase; the host enforces its own bound as well.
-LOG_LIMIT = 256 * 1024 + 1
+# Output forwarded per phase (one byte more than the host keeps, so it sees the cut).
+LOG_LIMIT = contract.LOG_LIMIT + 1
 READ_CHUNK = 64 * 1024
 SIGNAL_NAMES = {
     signal.SIGKILL: "killed",
@@ -206,7 +217,7 @@ class Agent:
             elif kind == "reset":
                 self.reset()
             elif kind == "shutdown":
-                self.shutdown(header.get("grace_ms", 2000))
+                self.shutdown(header.get("grace_ms", 0))
 
     # -- runtime process ----------------------------------------------------
 
@@ -269,6 +280,7 @@ class Agent:
             for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
             os.setsid()
+            set_dumpable(1)  # the agent is not; the function's own processes are, as anywhere
             try:  # the runtime, not the agent, is what the OOM killer should take
                 with open("/proc/self/oom_score_adj", "w") as f:
                     f.write("1000")
@@ -351,7 +363,7 @@ class Agent:
             self.drop(conn)
 
     def kill_all(self, sig: int = signal.SIGKILL) -> None:
-        """Signal every process of the jail but pid 1 (bwrap) and ourselves."""
+        """Signal every process of the jail but ourselves (pid 1)."""
         me = os.getpid()
         for name in os.listdir("/proc"):
             if name.isdigit() and int(name) not in (1, me):
@@ -384,7 +396,7 @@ class Agent:
             self.send({"t": "reset.done"})
 
     def reap(self) -> None:
-        """Collect our dead children (the runtime); bwrap's pid 1 reaps orphans."""
+        """Collect our dead children: the runtime, and the orphans reparented to us as pid 1."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -410,9 +422,10 @@ class Agent:
         return False
 
     def shutdown(self, grace_ms: int) -> None:
+        """SIGTERM and a grace only when one is given (with extensions); else SIGKILL at once."""
         self.shutting_down = True
         rt = self.runtime
-        if rt is not None:
+        if rt is not None and grace_ms > 0:
             self.kill_all(signal.SIGTERM)
             waiter = select.poll()
             waiter.register(rt.pidfd, select.POLLIN)
@@ -589,6 +602,7 @@ class Agent:
         header, body = self.pending
         self.pending = None
         conn, self.parked = self.parked, None
+        self.reap()  # orphans of the runtime are ours (we are pid 1): no zombie outlives a call
         self.state = "busy"
         self.current_id = header["id"]
         self.begin_phase()
@@ -785,12 +799,9 @@ def main() -> None:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+    set_dumpable(0)  # before anything else can run beside us: /proc/1/mem stays closed to user code
     limit_resources()
     gc.freeze()  # keep the agent's objects out of the collector: forks stay shared
     agent = Agent(ctrl_fd)
     agent.prefork()
     agent.run()
-
-
-if __name__ == "__main__":
-    main()

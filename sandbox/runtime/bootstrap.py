@@ -13,11 +13,11 @@ import os
 import sys
 import time
 
-import fastjson
+from . import contract, fastjson
 
-API_ADDR = ("127.0.0.1", 9001)
-API_UNIX = "\0lambdalab-runtime-api"  # the agent's cheaper door to the same API
-PREFIX = "/2018-06-01/runtime"
+API_ADDR = (contract.API_HOST, contract.API_PORT)
+API_UNIX = contract.API_UNIX  # the agent's cheaper door to the same API
+PREFIX = contract.API_PREFIX
 ERROR_LOG_LINE_TERMINATE = "\r"
 ERROR_LOG_IDENT = "\u00a0"
 UNHANDLED_WARNING = (

@@ -10,10 +10,7 @@ This module runs inside the jail too, so it imports only the standard library.
 
 import struct
 
-try:  # in the jail the runtime folder is the import root; on the host, the sandbox package
-    from . import fastjson as json
-except ImportError:
-    import fastjson as json
+from . import fastjson as json
 
 PREFIX = struct.Struct("!II")
 MAX_HEADER = 64 * 1024
