@@ -27,8 +27,12 @@ import select
 import sys
 import time
 
-from . import bootstrap  # pre-imported: forked runtimes share its pages
-from . import contract, fastjson, frames
+from . import (
+    bootstrap,  # pre-imported: forked runtimes share its pages
+    contract,
+    fastjson,
+    frames,
+)
 
 EVENT_READ, EVENT_WRITE = select.EPOLLIN, select.EPOLLOUT
 EBADF = 9
