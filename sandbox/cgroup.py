@@ -1,4 +1,4 @@
-"""Per-environment cgroups: memory limit and peak, pids, CPU quota, freezing and killing.
+"""Per-environment cgroups: memory limit, pids, CPU quota, freezing and killing.
 
 The limits use the v1 controllers (memory, pids, cpu). Freezing and killing
 use the cgroup v2 hierarchy where the host mounts one beside them (hybrid
@@ -6,12 +6,22 @@ mode, ``/sys/fs/cgroup/unified``): its ``cgroup.freeze`` costs ~25 µs per
 change where v1's freezer costs ~180 µs, and ``cgroup.kill`` takes a whole
 tree at once. Without it, the v1 freezer is used.
 
-Layout: ``<hierarchy>/lambdalab/<pool>/<environment>[/function]``, where
-``<pool>`` is ``<pid>-<process start time>`` of the owning process, so that a
-pool starting up can tell which leftovers belong to a dead run and clear
-them. ``function`` holds the runtime and everything it starts (the CPU quota
-binds it; the agent beside it, in the environment's own group, is not held
-to the function's CPU, as Lambda's own processes are not).
+Layout: ``<hierarchy>/lambdalab/<pool>/<environment>[/agent|/function]``,
+where ``<pool>`` is ``<pid>-<process start time>`` of the owning process, so
+that a pool starting up can tell which leftovers belong to a dead run and
+clear them. Inside an environment:
+
+- memory: ``agent`` (bwrap and the agent: platform overhead, under a cap of
+  its own) and ``function`` (the runtime and all it starts, limited to Memory
+  Size minus the pages it shares with the agent it was forked from);
+- unified: ``function``, what is frozen and what a reset kills (the agent
+  stays awake and alive);
+- cpu and pids: the environment as a whole. The agent's work for the function
+  counts against the function's CPU quota, as everything in a Lambda sandbox
+  does.
+
+The pool's own group caps the tasks of all its environments together
+(``pids.max``), so jails can never take the host's last pids.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ TOP = "lambdalab"
 CPU_PERIOD_US = 100_000
 MB_PER_VCPU = 1769
 MAX_VCPUS = 6
+AGENT_MEMORY_MB = 64  # the agent's own cap: a 6 MB payload in flight a few times over, and Python
+MIB = 1024 * 1024
 
 
 def _unified_works() -> bool:
@@ -110,8 +122,9 @@ class EnvironmentCgroup:
     def __init__(self, pool: str, name: str, hierarchies: tuple[str, ...]) -> None:
         self.hierarchies = hierarchies
         self.paths = {h: ROOT / h / TOP / pool / name for h in hierarchies}
-        # Subgroups for the runtime's tree: the CPU quota, and a kill that spares the agent.
-        self.function = {h: self.paths[h] / "function" for h in ("cpu", UNIFIED) if h in self.paths}
+        # Where bwrap and the agent live, and where the runtime's tree lives, per hierarchy.
+        self.agent = {h: p / "agent" if h == "memory" else p for h, p in self.paths.items()}
+        self.function = {h: p / "function" if h in ("memory", UNIFIED) else p for h, p in self.paths.items()}
         self._memory_mb = MB_PER_VCPU
         self._fds: dict[str, int] = {}
 
@@ -119,46 +132,58 @@ class EnvironmentCgroup:
     def freezes(self) -> bool:
         return UNIFIED in self.paths or "freezer" in self.paths
 
+    def _groups(self) -> list[Path]:
+        """Every folder, parents first."""
+        found = list(self.paths.values())
+        for extra in (self.agent, self.function):
+            found += [p for h, p in extra.items() if p != self.paths[h] and p not in found]
+        return found
+
     def create(self, *, pids_max: int) -> None:
-        for path in list(self.paths.values()) + list(self.function.values()):
+        for path in self._groups():
             path.mkdir(parents=True, exist_ok=True)
         if "memory" in self.paths:
-            try:
-                _write(self.paths["memory"] / "memory.swappiness", "0")
-            except OSError:
-                pass
+            for group in (self.paths["memory"], self.agent["memory"], self.function["memory"]):
+                try:
+                    _write(group / "memory.swappiness", "0")
+                except OSError:
+                    pass
+            _write(self.agent["memory"] / "memory.limit_in_bytes", str(AGENT_MEMORY_MB * MIB))
         if "pids" in self.paths:
             _write(self.paths["pids"] / "pids.max", str(pids_max))
         if "cpu" in self.paths:
-            _write(self.function["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+            _write(self.paths["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
 
-    def set_limits(self, *, memory_bytes: int, memory_mb: int) -> None:
-        """The function's memory, and CPU in proportion to it."""
+    def set_limits(self, *, memory_mb: int, function_bytes: int) -> None:
+        """The function's memory (``function_bytes`` for its own group), and CPU in proportion."""
         if "memory" in self.paths:
-            _write(self.paths["memory"] / "memory.limit_in_bytes", str(memory_bytes))
+            whole = (memory_mb + AGENT_MEMORY_MB) * MIB
+            _write(self.paths["memory"] / "memory.limit_in_bytes", str(whole))
+            _write(self.function["memory"] / "memory.limit_in_bytes", str(max(MIB, function_bytes)))
         if "cpu" in self.paths:
             _write(self.paths["cpu"] / "cpu.shares", str(max(2, memory_mb * 1024 // MB_PER_VCPU)))
         self._memory_mb = memory_mb
 
     def limit_cpu(self, limited: bool) -> None:
-        """Init runs unthrottled (Lambda's init boost); invokes get the quota."""
+        """The quota in proportion to memory, on the whole environment; off during Init's boost."""
         if "cpu" in self.paths:
             quota = cpu_quota_us(self._memory_mb) if limited else -1
-            _write(self.function["cpu"] / "cpu.cfs_quota_us", str(quota))
+            os.pwrite(self._hot_fd("quota", self.paths["cpu"] / "cpu.cfs_quota_us"), str(quota).encode(), 0)
 
     # -- membership ------------------------------------------------------------
 
     def adopt(self, pids) -> None:
-        """Move processes in. The first move on a quiet host waits ~10 ms for an RCU
-        grace period (cgroup_threadgroup_rwsem), so callers do it while bwrap is
-        still building the jail rather than in the child before exec."""
-        for path in self.paths.values():
+        """Move processes in, as the agent's. The first move on a quiet host waits ~10 ms for an
+        RCU grace period (cgroup_threadgroup_rwsem), so callers do it while bwrap is still
+        building the jail rather than in the child before exec."""
+        for path in self.agent.values():
             _move(path, pids)
 
     def confine(self, pids) -> None:
-        """Put runtime processes in the function subgroups."""
-        for path in self.function.values():
-            _move(path, pids)
+        """Put runtime processes in the function's groups."""
+        for h, path in self.function.items():
+            if path != self.agent[h]:
+                _move(path, pids)
 
     @staticmethod
     def _where(pid: int) -> dict[str, str]:
@@ -186,17 +211,22 @@ class EnvironmentCgroup:
         return all(where.get(h) == self._relative(h, p) for h, p in self.function.items())
 
     def function_pids(self) -> list[int] | None:
-        """Members of the function subgroups (None when there are none to tell by)."""
-        if not self.function:
+        """Members of the function's own groups (None when there are none to tell by)."""
+        own = [p for h, p in self.function.items() if p != self.paths[h]]
+        if not own:
             return None
-        return sorted({pid for path in self.function.values() for pid in _pids(path)})
+        return sorted({pid for path in own for pid in _pids(path)})
 
     def pids(self) -> list[int]:
-        for h in ("pids", "memory", "freezer", "cpu"):
+        """Every process of the environment."""
+        for h in ("pids", "freezer", "cpu"):
             if h in self.paths:
                 return _pids(self.paths[h])
-        if UNIFIED in self.paths:
-            return _pids(self.paths[UNIFIED]) + _pids(self.function[UNIFIED])
+        for h in ("memory", UNIFIED):
+            if h in self.paths:
+                return sorted(
+                    {pid for g in (self.paths[h], self.agent[h], self.function[h]) for pid in _pids(g)}
+                )
         return []
 
     # -- freezing --------------------------------------------------------------
@@ -252,15 +282,6 @@ class EnvironmentCgroup:
 
     # -- memory ---------------------------------------------------------------
 
-    def reset_peak(self) -> None:
-        if "memory" in self.paths:
-            os.pwrite(self._hot_fd("peak", self.paths["memory"] / "memory.max_usage_in_bytes"), b"0", 0)
-
-    def peak_bytes(self) -> int | None:
-        if "memory" not in self.paths:
-            return None
-        return int(os.pread(self._hot_fd("peak", self.paths["memory"] / "memory.max_usage_in_bytes"), 32, 0))
-
     def usage_bytes(self) -> int | None:
         if "memory" not in self.paths:
             return None
@@ -268,9 +289,10 @@ class EnvironmentCgroup:
             return int(f.read())
 
     def oom_kills(self) -> int:
+        """How many times the OOM killer took a process of the function's memory group."""
         if "memory" not in self.paths:
             return 0
-        for line in (self.paths["memory"] / "memory.oom_control").read_text().splitlines():
+        for line in (self.function["memory"] / "memory.oom_control").read_text().splitlines():
             if line.startswith("oom_kill "):
                 return int(line.split()[1])
         return 0
@@ -326,7 +348,7 @@ class EnvironmentCgroup:
             pass
         self.kill()
         self.close_fds()
-        for path in list(self.function.values()) + list(self.paths.values()):
+        for path in reversed(self._groups()):
             for _ in range(100):
                 try:
                     path.rmdir()

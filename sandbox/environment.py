@@ -1,83 +1,75 @@
 """One execution environment: a jail, its agent and runtime, kept alive and frozen between calls.
 
 An Environment is driven by one thread at a time (the pool sees to that): the
-thread that invokes it reads its control socket until the invocation ends, so
-a warm call involves no thread hand-off. Everything the agent sends is
-untrusted: frames are bounded, checked against the invocation in flight, and
-the host keeps its own clocks, limits and counters.
+thread that invokes it reads its control channel until the invocation ends,
+so a warm call involves no thread hand-off. Everything the agent sends is
+untrusted (``channel.py``); the host keeps its own clocks, limits and counters.
+
+Every call ends in the event stream: ``invoke`` emits ``invoke.start`` and
+exactly one ``invoke.end`` (with END and REPORT lines) whatever happens —
+a failing handler, a timeout, a crash, or the environment lost under it.
 """
 
 from __future__ import annotations
 
-import collections
-import dataclasses
-import json
+import enum
+import logging
 import math
 import os
-import select
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import events, report
 from .cgroup import EnvironmentCgroup
+from .channel import ControlChannel, EnvironmentLost
 from .logs import InvocationLog
-from .runtime import contract, frames
+from .result import InvokeResult, Outcome, error_type_of, init_report_error_type, judge
+from .runtime import contract
 from .spec import FunctionSpec
+
+log = logging.getLogger(__name__)
 
 INIT_LIMIT_S = 10.0
 PROVISIONED_INIT_LIMIT_S = 130.0
-SHUTDOWN_GRACE_S = 2.0
-AGENT_REPLY_S = 2.0
+INIT_BOOST_S = 10.0  # the first Init runs unthrottled this long; re-inits are held to the quota
+# With no extension registered, Lambda's Shutdown phase is 0 ms: the runtime gets no SIGTERM
+# grace. (The graces with extensions come with the Extensions API.)
+SHUTDOWN_GRACE_S = 0.0
+TEARDOWN_WAIT_S = 2.0  # how long shutdown waits for the jail to exit before killing it
 RESET_REPLY_S = 5.0
-MAX_PAYLOAD = 6 * 1024 * 1024 + 100
 PIDS_MAX = 1024
-# Page tables, the agent and the jail's bookkeeping, beyond the function's memory.
-MEMORY_HEADROOM_MB = 16
+MIB = 1024 * 1024
+
+__all__ = ["Environment", "EnvironmentLost", "InvokeResult", "Isolation", "State"]
 
 
-class EnvironmentLost(Exception):
-    """The jail or its agent is gone or broke the protocol; the environment is unusable."""
+class State(enum.StrEnum):
+    """Where an environment is in its life. Transitions are ``Environment.transition``'s alone."""
+
+    NEW = "new"  # jail built or being built, no Init yet (a stem cell, or a cold start's first step)
+    INITIALIZING = "initializing"
+    BUSY = "busy"  # an invocation is in flight
+    IDLE = "idle"  # frozen, waiting for the next call
+    SHUTTING_DOWN = "shutting_down"
+    DEAD = "dead"
 
 
-@dataclass
-class InvokeResult:
-    request_id: str
-    environment_id: str
-    cold: bool
-    status: str  # success | error | timeout | failure
-    error_type: str | None
-    payload: bytes
-    duration_ms: float
-    billed_duration_ms: int
-    max_memory_used_mb: int
-    init_duration_ms: float | None
-    report: str
-    function: str = ""
-    logs: list[str] = field(default_factory=list)
-    log_truncated: bool = False
-
-    def to_dict(self) -> dict:
-        data = {name: getattr(self, name) for name in _RESULT_FIELDS}
-        data["payload"] = self.payload.decode("utf-8", "replace")
-        data["logs"] = list(self.logs)
-        return data
-
-    def json(self):
-        return json.loads(self.payload)
-
-
-_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(InvokeResult))
-# invoke.end carries the result; the envelope has the ids, and the lines came as log events
-_EVENT_FIELDS = tuple(
-    n for n in _RESULT_FIELDS if n not in ("request_id", "environment_id", "function", "logs", "payload")
-)
+_TRANSITIONS = {
+    State.NEW: {State.INITIALIZING},
+    State.INITIALIZING: {State.BUSY, State.IDLE},
+    State.BUSY: {State.IDLE, State.SHUTTING_DOWN},
+    State.IDLE: {State.BUSY, State.SHUTTING_DOWN},
+    State.SHUTTING_DOWN: set(),
+    State.DEAD: set(),
+}
 
 
 @dataclass
@@ -89,14 +81,16 @@ class Isolation:
     pool_tag: str
 
 
-class _Outcome:
-    """How a phase ended, as seen from the host."""
+class _Call:
+    """One invocation's bookkeeping, so that however it ends, it ends once."""
 
-    def __init__(self, kind: str, error_type: str | None = None, body: bytes = b"", detail: str = ""):
-        self.kind = kind  # ok | error | exit | timeout | too_large
-        self.error_type = error_type
-        self.body = body
-        self.detail = detail
+    def __init__(self, request_id: str, cold: bool) -> None:
+        self.request_id = request_id
+        self.cold = cold
+        self.began = time.monotonic()
+        self.t0 = self.began  # when the invoke phase began (after a cold start's Init)
+        self.started = False  # invoke.start and START are out
+        self.ended = False  # invoke.end, END and REPORT are out
 
 
 class Environment:
@@ -116,8 +110,8 @@ class Environment:
         self.id = uuid.uuid4().hex
         self.spec: FunctionSpec | None = None  # set by assign()
         self.tmp_mb = tmp_mb
-        # The jail's /var/task: empty until assign() links the function's code in,
-        # so a jail can be started before anyone knows which function it will run.
+        # The jail's /var/task: empty until assign() puts the function's code in,
+        # so a jail can be built before anyone knows which function it will run.
         self.task_dir = task_root / self.id
         self.runtime_dir = runtime_dir
         self.python = python
@@ -127,28 +121,41 @@ class Environment:
         self._emit = emit
         self.runtime_version = runtime_version
         self.initialization_type = "on-demand"
-        self.launched = False
+        self.provisioned = False
+        self.state = State.NEW
+        self.shutdown_reason: str | None = None
+        self.jail_built = False
         self.created = time.time()
         self.last_used = time.monotonic()
         self.invocations = 0
-        self.state = "new"  # new, idle (frozen), busy, dead
         self.frozen = False
         self.runtime_ready = False
         self.init_duration_ms: float | None = None
         self.proc: subprocess.Popen | None = None
-        self.sock: socket.socket | None = None
+        self.channel: ControlChannel | None = None
         self.cgroup: EnvironmentCgroup | None = None
-        self.keep_pids: set[int] = set()
+        self.keep_pids: set[int] = set()  # bwrap and the agent: never the runtime's
+        # The runtime's pages it shares with the agent it was forked from (charged to the agent's
+        # group, not the function's): the function is limited to Memory Size minus this.
+        self.baseline_bytes = 0
+        self.max_memory_bytes = 0  # the environment's high-water mark, as Lambda's Max Memory Used
         self._oom_kills = 0
-        self._reader = frames.FrameReader()
-        self._frames: collections.deque = collections.deque()
-        self._poll = select.poll()
+        self._caller: int | None = None  # the thread of the call in flight
         self.log = InvocationLog(self.emit)
         # The execution role's credentials, as Lambda puts them in the environment: placeholders
         # (no network reaches AWS from a jail), one set per environment, so that SDK clients build.
         self.credentials = placeholder_credentials()
 
-    # -- events and logs ---------------------------------------------------
+    # -- state and events ------------------------------------------------------
+
+    def transition(self, to: State) -> None:
+        """Move to ``to``; DEAD and (from anywhere alive) SHUTTING_DOWN are always allowed."""
+        if self.state == State.DEAD:
+            raise EnvironmentLost("the environment was torn down")
+        if to in (State.DEAD, State.SHUTTING_DOWN) or to in _TRANSITIONS[self.state]:
+            self.state = to
+            return
+        raise RuntimeError(f"environment {self.id}: no transition from {self.state.value} to {to.value}")
 
     def emit(self, type: str, request_id: str | None = None, **fields) -> None:
         if self.spec is None:
@@ -164,70 +171,13 @@ class Environment:
             )
         )
 
-    # -- control channel ---------------------------------------------------
-
-    def _send(self, header: dict, body: bytes = b"") -> None:
-        """Send a frame, reading meanwhile so a chatty agent cannot deadlock us."""
-        data = memoryview(frames.encode(header, body))
-        deadline = time.monotonic() + AGENT_REPLY_S + len(data) / 50e6
-        while data:
-            try:
-                sent = self.sock.send(data)
-                data = data[sent:]
-                continue
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                raise EnvironmentLost(f"control channel: {exc}") from None
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise EnvironmentLost("agent stopped reading its control channel")
-            self._poll.modify(self.sock, select.POLLIN | select.POLLOUT)
-            try:
-                for _, mask in self._poll.poll(remaining * 1000):
-                    if mask & (select.POLLIN | select.POLLHUP | select.POLLERR):
-                        self._read_available()
-            finally:
-                self._poll.modify(self.sock, select.POLLIN)
-
-    def _read_available(self) -> None:
-        try:
-            data = self.sock.recv(1 << 20)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            raise EnvironmentLost(f"control channel: {exc}") from None
-        if not data:
-            raise EnvironmentLost("agent closed its control channel")
-        try:
-            self._frames.extend(self._reader.feed(data))
-        except frames.FrameError as exc:
-            raise EnvironmentLost(f"agent broke the protocol: {exc}") from None
-
-    def _recv(self, deadline: float):
-        """The next frame, or None at the deadline. Log frames are handled here."""
-        while True:
-            while self._frames:
-                header, body = self._frames.popleft()
-                kind = header["t"]
-                if kind == "log":
-                    self.log.output(body)
-                elif kind == "log.dropped":
-                    self.log.truncate()
-                else:
-                    return header, body
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            if self._poll.poll(remaining * 1000):
-                self._read_available()
-
-    # -- lifecycle: create and init -----------------------------------------
+    # -- building: the jail, then the function's code and limits ----------------
 
     def assign(self, spec: FunctionSpec, code_dir: Path, initialization_type: str = "on-demand") -> None:
         """Bind this environment to a function: its code, limits and identity."""
         self.spec = spec
         self.initialization_type = initialization_type
+        self.provisioned = initialization_type == "provisioned-concurrency"
         self._make_task_dir()
         _link_tree(code_dir, self.task_dir)
         self._apply_limits()
@@ -240,45 +190,18 @@ class Environment:
         """The function's memory and CPU share, once both the jail and the function are known."""
         if self.cgroup is not None and self.spec is not None:
             self.cgroup.set_limits(
-                memory_bytes=(self.spec.memory_mb + MEMORY_HEADROOM_MB) * 1024 * 1024,
                 memory_mb=self.spec.memory_mb,
+                function_bytes=self.spec.memory_mb * MIB - self.baseline_bytes,
             )
 
-    def start(self) -> None:
-        """Cold start: build the jail unless it is up already, start the runtime, run Init.
-
-        Init is held to 10 s on demand (max(130 s, timeout) when provisioned).
-        """
-        t0 = time.monotonic()
-        self.log.begin(None)
-        self.emit("init.start", phase="init", initialization_type=self.initialization_type)
-        self.log.platform(report.init_start_line(*self.runtime_version))
-        limit = INIT_LIMIT_S
-        if self.initialization_type == "provisioned-concurrency":
-            limit = max(PROVISIONED_INIT_LIMIT_S, float(self.spec.timeout_s))
-        deadline = t0 + limit
-        if not self.launched:
-            self.launch(deadline)
-        outcome = self._run_init(deadline)
-        duration = (time.monotonic() - t0) * 1000
-        if outcome.kind == "ok":
-            self.init_duration_ms = duration
-            self.emit("init.function.done", duration_ms=round(duration, 3))
-        else:
-            status = "timeout" if outcome.kind == "timeout" else "error"
-            self._init_failed("init", duration, status, outcome)
-        self.log.flush()
-        self.state = "busy"
-
-    def launch(self, deadline: float) -> None:
-        """Build the jail and start the agent; the runtime waits for an init frame."""
+    def build_jail(self, deadline: float) -> None:
+        """Build the jail and start the agent; its pre-forked runtime waits for an init frame."""
         self._make_task_dir()
         controllers = self.isolation.cgroup_controllers
         if controllers:
             self.cgroup = EnvironmentCgroup(self.isolation.pool_tag, self.id, controllers)
             self.cgroup.create(pids_max=PIDS_MAX)
-            self._apply_limits()
-            self.cgroup.limit_cpu(False)
+            self.cgroup.limit_cpu(False)  # the agent's start is the platform's, as Init's boost
         host_sock, jail_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         seccomp_fd = None
         try:
@@ -291,7 +214,7 @@ class Environment:
                 python=self.python,
                 runtime_dir=self.runtime_dir,
                 code_dir=self.task_dir,
-                tmp_bytes=self.tmp_mb * 1024 * 1024,
+                tmp_bytes=self.tmp_mb * MIB,
                 control_fd=jail_sock.fileno(),
                 seccomp_fd=seccomp_fd,
                 hostname="lambdalab-" + self.id[:8],
@@ -302,19 +225,19 @@ class Environment:
             jail_sock.close()
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
-        self.sock = host_sock
-        self.sock.setblocking(False)
-        self._poll.register(self.sock, select.POLLIN)
+        self.channel = ControlChannel(host_sock, on_log=self.log.output, on_log_dropped=self.log.truncate)
         try:
-            hello = self._recv(deadline)
+            hello = self.channel.receive(deadline)
         except EnvironmentLost:
             hello = None
         if hello is None or hello[0]["t"] != "hello":
             raise EnvironmentLost(f"the jail did not start: {self._bwrap_error()}")
         self.proc.stderr.close()
         self.keep_pids = self._agent_pids()
+        self.baseline_bytes = sum(_status_bytes(pid, "VmRSS") for pid in self._runtime_pids())
+        self._apply_limits()
         self._confine_runtime()
-        self.launched = True
+        self.jail_built = True
 
     def _bwrap_error(self) -> str:
         try:
@@ -325,24 +248,19 @@ class Environment:
         return err or f"bwrap exited with {self.proc.returncode}"
 
     def _agent_pids(self) -> set[int]:
-        """Host pids of bwrap and the agent, the jail's pid 1 (the chain above the runtime).
+        """Host pids of bwrap and its one child, the agent (the jail's pid 1).
 
         With cgroups, this is also where the jail's membership is made sure of:
         bwrap may have forked before it was moved in. The agent's own child, the
-        pre-forked runtime, is idle until the init frame: it is moved under the
-        function's CPU quota by _confine_runtime before any user code runs.
+        pre-forked runtime, is idle until the init frame: ``_confine_runtime``
+        moves it into the function's groups before any user code runs.
         """
-        chain, pid = [self.proc.pid], self.proc.pid
-        for _ in range(1):
-            try:
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            except OSError:
-                children = []
-            if len(children) != 1:
-                raise EnvironmentLost("the jail's process tree is not bwrap and the agent")
-            pid = int(children[0])
-            chain.append(pid)
-        found = set(chain)
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            children = []
+        if len(children) != 1:
+            raise EnvironmentLost("the jail's process tree is not bwrap and the agent")
         if self.cgroup is not None:
             # walk the real process tree: what bwrap forked before its move is not in the groups
             strays = [pid for pid in self._tree_pids() if not self.cgroup.members(pid)]
@@ -350,17 +268,32 @@ class Environment:
                 self.cgroup.adopt(strays)
                 if not all(self.cgroup.members(pid) for pid in strays):
                     raise EnvironmentLost("could not move the jail into its cgroups")
-        return found
+        return {self.proc.pid, int(children[0])}
+
+    def _runtime_pids(self) -> list[int]:
+        """The function's processes: everything in the jail but bwrap and the agent."""
+        pids = self.cgroup.pids() if self.cgroup is not None else self._tree_pids()
+        return [pid for pid in pids if pid not in self.keep_pids]
 
     def _confine_runtime(self) -> None:
-        """Every process but the agent's chain goes under the function's CPU quota."""
+        """Every process but the agent goes into the function's groups (its memory, freeze and kill)."""
         if self.cgroup is None:
             return
-        loose = [
-            pid for pid in self.cgroup.pids() if pid not in self.keep_pids and not self.cgroup.confined(pid)
-        ]
+        loose = [pid for pid in self._runtime_pids() if not self.cgroup.confined(pid)]
         if loose:
             self.cgroup.confine(loose)
+
+    def _tree_pids(self) -> list[int]:
+        """bwrap and all its descendants, from /proc."""
+        found, todo = [], [self.proc.pid]
+        while todo and len(found) < 4096:
+            pid = todo.pop()
+            found.append(pid)
+            try:
+                todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            except OSError:
+                pass
+        return found
 
     def runtime_env(self) -> dict[str, str]:
         """Lambda's variables for this environment (``contract.LAMBDA_VARIABLES``), then the function's."""
@@ -391,10 +324,39 @@ class Environment:
         env.update(spec.environment)
         return env
 
-    def _run_init(self, deadline: float) -> _Outcome:
+    # -- Init ----------------------------------------------------------------------
+
+    def initialize(self) -> None:
+        """Cold start: build the jail unless it is up already, start the runtime, run Init.
+
+        Init is held to 10 s on demand (max(130 s, timeout) when provisioned), and runs
+        unthrottled for its first 10 s (Lambda's init boost). A failed Init is reported
+        here and retried inside the first invocation.
+        """
+        t0 = time.monotonic()
+        self.transition(State.INITIALIZING)
+        self.log.begin(None)
+        self.emit("init.start", phase="init", initialization_type=self.initialization_type)
+        self.log.platform(report.init_start_line(*self.runtime_version))
+        limit = INIT_LIMIT_S
+        if self.provisioned:
+            limit = max(PROVISIONED_INIT_LIMIT_S, float(self.spec.timeout_s))
+        deadline = t0 + limit
+        if not self.jail_built:
+            self.build_jail(deadline)
+        outcome = self._run_init(deadline, boost_until=t0 + INIT_BOOST_S)
+        duration = (time.monotonic() - t0) * 1000
+        if outcome.kind == "ok":
+            self.init_duration_ms = duration
+            self.emit("init.function.done", duration_ms=round(duration, 3))
+        else:
+            self._init_failed("init", duration, "timeout" if outcome.kind == "timeout" else "error", outcome)
+        self.log.flush()
+
+    def _run_init(self, deadline: float, boost_until: float | None) -> Outcome:
         """Start the runtime and wait until it asks for work (Init is done)."""
         self._confine_runtime()
-        self._send(
+        self.channel.send(
             {
                 "t": "init",
                 "runtime": "python" if self.spec.runtime == "python3.11" else "provided",
@@ -403,99 +365,111 @@ class Environment:
             }
         )
         while True:
-            frame = self._recv(deadline)
+            frame = self.channel.receive(min(deadline, boost_until) if boost_until else deadline)
             if frame is None:
-                self._kill_runtime()
-                return _Outcome("timeout")
+                if boost_until is not None and time.monotonic() < deadline:
+                    boost_until = None  # the boost is spent: the rest of Init counts against the quota
+                    self._limit_cpu(True)
+                    continue
+                self._kill_runtime("init timed out")
+                return Outcome("timeout", init_failed=True)
             header, body = frame
             kind = header["t"]
             if kind == "runtime.done":
                 self.emit("init.runtime.done")
             elif kind == "init.done":
                 self.runtime_ready = True
-                if self.cgroup is not None:
-                    self.cgroup.limit_cpu(True)
-                return _Outcome("ok")
+                self._limit_cpu(True)
+                return Outcome("ok")
             elif kind == "init.error":
-                outcome = _Outcome("error", _error_type(header, body, "Runtime.Unknown"), body[:MAX_PAYLOAD])
-                self._kill_runtime()  # the runtime exits after reporting; make sure of it
+                outcome = Outcome("error", error_type_of(header, body), body, init_failed=True)
+                self._kill_runtime("init failed")  # the runtime exits after reporting; make sure of it
                 return outcome
             elif kind == "exit":
-                return _Outcome("exit", "Runtime.ExitError", detail=str(header.get("status", ""))[:100])
+                outcome = self._exited(header, init_failed=True)
+                self._kill_runtime("runtime exited")
+                return outcome
 
-    def _init_failed(self, phase: str, duration: float, status: str, outcome: _Outcome) -> None:
-        error_type = outcome.error_type if status == "error" else None
+    def _init_failed(self, phase: str, duration: float, status: str, outcome: Outcome) -> None:
+        error_type = init_report_error_type(outcome.error_type) if status == "error" else None
         self.runtime_ready = False
         self.emit(
-            "init.report",
-            phase=phase,
-            status=status,
-            error_type=error_type,
-            duration_ms=round(duration, 3),
+            "init.report", phase=phase, status=status, error_type=error_type, duration_ms=round(duration, 3)
         )
         self.log.platform(report.init_report_line(duration, phase, status, error_type))
 
-    # -- lifecycle: invoke ----------------------------------------------------
+    # -- Invoke --------------------------------------------------------------------
 
     def invoke(
         self, payload: bytes, *, request_id: str, cold: bool, headers: dict | None = None
     ) -> InvokeResult:
-        """One invocation, start to REPORT; the environment is left frozen."""
-        spec = self.spec
-        self.invocations += 1
-        if self.frozen:
-            self._thaw(request_id)
-        if not cold:
-            self.log.begin(request_id)
-        self.log.request_id = request_id  # a cold start's log began with its Init
-        t0 = time.monotonic()
-        deadline = t0 + spec.timeout_s
-        if self.cgroup is not None:
-            self.cgroup.reset_peak()
-        outcome = None
-        if not self.runtime_ready:
-            outcome = self._suppressed_init(request_id, deadline)
-        if outcome is None:
-            self._started(request_id, cold)
-            outcome = self._run_invoke(payload, request_id, deadline, headers or {})
-        duration = (time.monotonic() - t0) * 1000
-        if outcome.kind == "exit" and self.cgroup is not None:
-            kills = self.cgroup.oom_kills()
-            if kills > self._oom_kills:  # the memory cgroup's OOM killer took the runtime
-                outcome.error_type = "Runtime.OutOfMemory"
-            self._oom_kills = kills
-        result = self._finish(request_id, cold, outcome, duration)
-        self._freeze()  # a write to cgroup.freeze (~5 µs); the kernel completes it meanwhile
-        self.last_used = time.monotonic()
-        return result
+        """One invocation, Init first on a cold start, START to REPORT; left frozen, or dead if lost.
 
-    def _suppressed_init(self, request_id: str, deadline: float) -> _Outcome | None:
-        """Init again inside the invocation, bounded by its timeout (after a reset or failed Init)."""
+        Never raises for what happens in the jail: a lost environment is a ``Sandbox.Failure``
+        result (and the environment is torn down), with its invoke.end, END and REPORT.
+        """
+        call = _Call(request_id, cold)
+        self._caller = threading.get_ident()
+        self.invocations += 1
+        try:
+            if cold:
+                self.initialize()
+            else:
+                self.log.begin(request_id)
+            self.log.request_id = request_id  # a cold start's log began with its Init
+            if self.state != State.BUSY:  # a warm one was marked busy as the pool took it
+                self.transition(State.BUSY)
+            if self.frozen:
+                self.thaw(request_id)
+            call.t0 = time.monotonic()
+            outcome = self._run_call(call, payload, headers or {})
+            result = self._finish(call, outcome)
+            self.freeze()  # a write to cgroup.freeze (~5 µs); the kernel completes it meanwhile
+            self.last_used = time.monotonic()
+            return result
+        except BaseException as exc:
+            why = str(exc) if isinstance(exc, EnvironmentLost) else f"host error: {type(exc).__name__}: {exc}"
+            if not isinstance(exc, EnvironmentLost):
+                log.exception("environment %s: invocation %s failed on the host", self.id, request_id)
+            result = self._lose(call, why)
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt and the like, after the call is ended in the stream
+            return result
+        finally:
+            self._caller = None
+
+    def _run_call(self, call: _Call, payload: bytes, headers: dict) -> Outcome:
+        """Re-init if the runtime is down (after a reset or a failed Init), then the invocation."""
+        deadline = call.t0 + self.spec.timeout_s
+        if not self.runtime_ready:
+            outcome = self._suppressed_init(call, deadline)
+            if outcome is not None:
+                self._started(call)
+                return outcome
+        self._started(call)
+        return self._run_invoke(payload, call.request_id, deadline, headers)
+
+    def _suppressed_init(self, call: _Call, deadline: float) -> Outcome | None:
+        """Init again inside the invocation, bounded by its timeout and held to the CPU quota."""
         t0 = time.monotonic()
-        self.emit(
-            "init.start", request_id=request_id, phase="invoke", initialization_type=self.initialization_type
-        )
-        if self.cgroup is not None:
-            self.cgroup.limit_cpu(False)
-        outcome = self._run_init(deadline)
+        rid = call.request_id
+        self.emit("init.start", request_id=rid, phase="invoke", initialization_type=self.initialization_type)
+        self._limit_cpu(True)
+        outcome = self._run_init(deadline, boost_until=None)
         duration = (time.monotonic() - t0) * 1000
         if outcome.kind == "ok":
-            self.emit(
-                "init.function.done", request_id=request_id, phase="invoke", duration_ms=round(duration, 3)
-            )
+            self.emit("init.function.done", request_id=rid, phase="invoke", duration_ms=round(duration, 3))
             return None
-        if outcome.kind == "timeout":
-            self._started(request_id, False)
-            return outcome
-        self._init_failed("invoke", duration, "error", outcome)
-        self._started(request_id, False)
+        if outcome.kind != "timeout":
+            self._init_failed("invoke", duration, "error", outcome)
         return outcome
 
-    def _started(self, request_id: str, cold: bool) -> None:
-        self.emit("invoke.start", request_id=request_id, cold=cold)
-        self.log.platform(report.start_line(request_id))
+    def _started(self, call: _Call) -> None:
+        call.started = True
+        self.emit("invoke.start", request_id=call.request_id, cold=call.cold)
+        self.log.platform(report.start_line(call.request_id))
 
-    def _run_invoke(self, payload: bytes, request_id: str, deadline: float, headers: dict) -> _Outcome:
+    def _run_invoke(self, payload: bytes, request_id: str, deadline: float, headers: dict) -> Outcome:
         deadline_ms = int((time.time() + (deadline - time.monotonic())) * 1000)
         header = {
             "t": "invoke",
@@ -507,80 +481,79 @@ class Environment:
         header.update(
             {k: v for k, v in headers.items() if k in ("client_context", "cognito_identity", "content_type")}
         )
-        self._send(header, payload)
+        self.channel.send(header, payload)
         while True:
-            frame = self._recv(deadline)
+            frame = self.channel.receive(deadline)
             if frame is None:
-                self._kill_runtime()
-                return _Outcome("timeout")
+                self._kill_runtime("timeout")
+                return Outcome("timeout")
             header, body = frame
             kind = header["t"]
             if kind in ("response", "error", "too_large") and header.get("id") != request_id:
                 continue  # a stale or forged answer: not this invocation's
             if kind == "response":
-                return _Outcome("ok", body=body)
+                return Outcome("ok", body=body)
             if kind == "error":
-                return _Outcome("error", _error_type(header, body, "Runtime.Unknown"), body[:MAX_PAYLOAD])
+                return Outcome("error", error_type_of(header, body), body)
             if kind == "too_large":
-                return _Outcome("too_large", "Function.ResponseSizeTooLarge")
+                return Outcome("too_large")
             if kind == "exit":
-                self.runtime_ready = False
-                return _Outcome("exit", "Runtime.ExitError", detail=str(header.get("status", ""))[:100])
+                outcome = self._exited(header)
+                # the runtime's children outlive it unless taken too: kill its whole tree
+                self._kill_runtime("runtime exited")
+                return outcome
 
-    def _finish(self, request_id: str, cold: bool, outcome: _Outcome, duration: float) -> InvokeResult:
+    def _exited(self, header: dict, init_failed: bool = False) -> Outcome:
+        """The runtime exited: Runtime.ExitError, or Runtime.OutOfMemory if the OOM killer took it."""
+        error_type = "Runtime.ExitError"
+        if self.cgroup is not None:
+            kills = self.cgroup.oom_kills()
+            if kills > self._oom_kills:
+                error_type = "Runtime.OutOfMemory"
+                self.max_memory_bytes = self.spec.memory_mb * MIB  # it reached the limit
+            self._oom_kills = kills
+        detail = header.get("status")
+        detail = detail[:100] if isinstance(detail, str) else "signal: killed"
+        return Outcome("exit", error_type, detail=detail, init_failed=init_failed)
+
+    # -- ending a call -------------------------------------------------------------
+
+    def _finish(self, call: _Call, outcome: Outcome) -> InvokeResult:
+        """END and REPORT, the result, and invoke.end: once per call."""
         spec = self.spec
+        measured = (time.monotonic() - call.t0) * 1000
+        verdict = judge(outcome, request_id=call.request_id, timeout_s=spec.timeout_s, duration_ms=measured)
         self.log.flush()
-        status, error_type, payload, report_status = "success", None, outcome.body, None
-        if outcome.kind == "timeout":
-            status, error_type, report_status = "timeout", "Sandbox.Timedout", "timeout"
-            duration = float(spec.timeout_ms)  # CloudWatch reports the limit: "Duration: 3000.00 ms"
-            message = f"RequestId: {request_id} Error: Task timed out after {spec.timeout_s:.2f} seconds"
-            self.log.function_line(report.timeout_line(request_id, spec.timeout_s))
-            payload = _error_body(error_type, message)
-        elif outcome.kind == "exit":
-            status, error_type, report_status = "error", outcome.error_type, "error"
-            reason = f"Runtime exited with error: {outcome.detail}"
-            if outcome.detail == "exit status 0":
-                reason = "Runtime exited without providing a reason"
-            message = f"RequestId: {request_id} Error: {reason}"
-            self.log.function_line(message)
-            self.log.function_line("Runtime.ExitError")
-            payload = _error_body(error_type, message)
-        elif outcome.kind == "too_large":
-            status, error_type = "error", outcome.error_type
-            payload = _error_body(
-                error_type,
-                f"Response payload size exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes).",
+        for line in verdict.log_lines:
+            self.log.function_line(line)
+        init_ms = self.init_duration_ms if call.cold else None
+        billed = report.billed_ms(verdict.duration_ms, init_ms)
+        max_mb = self._max_memory_mb()
+        self.log.platform(report.end_line(call.request_id))
+        report_error = None
+        if verdict.report_status == "error":
+            report_error = (
+                init_report_error_type(verdict.error_type) if outcome.init_failed else verdict.error_type
             )
-        elif outcome.kind == "error":
-            status, error_type = "error", outcome.error_type
-            if not self.runtime_ready:  # the error came from a failed (suppressed) init
-                report_status = "error"
-        init_ms = self.init_duration_ms if cold else None
-        timeout_ms = spec.timeout_ms if outcome.kind == "timeout" else None
-        billed = report.billed_ms(duration, init_ms, timeout_ms)
-        peak = self.cgroup.peak_bytes() if self.cgroup is not None else self._peak_rss()
-        max_mb = math.ceil(peak / (1024 * 1024)) if peak else 0
-        self.log.platform(report.end_line(request_id))
         line = report.report_line(
-            request_id,
-            duration_ms=duration,
+            call.request_id,
+            duration_ms=verdict.duration_ms,
             billed_ms=billed,
             memory_mb=spec.memory_mb,
             max_memory_mb=max_mb,
             init_ms=init_ms,
-            status=report_status,
-            error_type=error_type if report_status == "error" else None,
+            status=verdict.report_status,
+            error_type=report_error,
         )
         self.log.platform(line)
         result = InvokeResult(
-            request_id=request_id,
+            request_id=call.request_id,
             environment_id=self.id,
-            cold=cold,
-            status=status,
-            error_type=error_type,
-            payload=payload,
-            duration_ms=round(duration, 3),
+            cold=call.cold,
+            status=verdict.status,
+            error_type=verdict.error_type,
+            payload=verdict.payload,
+            duration_ms=round(verdict.duration_ms, 3),
             billed_duration_ms=billed,
             max_memory_used_mb=max_mb,
             init_duration_ms=round(init_ms, 3) if init_ms is not None else None,
@@ -589,14 +562,44 @@ class Environment:
             logs=list(self.log.lines),
             log_truncated=self.log.truncated,
         )
-        fields = {name: getattr(result, name) for name in _EVENT_FIELDS}
-        fields["payload"] = result.payload.decode("utf-8", "replace")
-        self.emit("invoke.end", request_id=request_id, **fields)
+        call.ended = True
+        self.emit("invoke.end", request_id=call.request_id, **result.event_fields())
         return result
 
-    # -- freeze, thaw, reset ------------------------------------------------
+    def _lose(self, call: _Call, why: str) -> InvokeResult:
+        """The environment broke down under a call: end the call in the stream, then tear down."""
+        log.warning("environment %s lost: %s", self.id, why)
+        result = None
+        if not call.ended:
+            if self.init_duration_ms is None:
+                call.t0 = call.began  # lost during Init: the whole call is what was measured
+            self.log.request_id = call.request_id
+            if not call.started:
+                self._started(call)
+            result = self._finish(call, Outcome("lost", detail=why[:300]))
+        self.destroy()
+        self.emit("shutdown", reason="failure", detail=why[:200])
+        return result
 
-    def _freeze(self) -> None:
+    # -- memory ------------------------------------------------------------------
+
+    def _sample_memory(self) -> None:
+        """Fold the runtime's resident high-water marks into the environment's (they never go down)."""
+        try:
+            footprint = sum(_status_bytes(pid, "VmHWM") for pid in self._runtime_pids())
+        except OSError:
+            return
+        self.max_memory_bytes = max(self.max_memory_bytes, footprint)
+
+    def _max_memory_mb(self) -> int:
+        """Max Memory Used: the environment's high-water mark of the runtime's whole resident memory
+        (shared interpreter pages included, /tmp's page cache not), never above Memory Size."""
+        self._sample_memory()
+        return min(self.spec.memory_mb, math.ceil(self.max_memory_bytes / MIB))
+
+    # -- freeze, thaw, reset -------------------------------------------------------
+
+    def freeze(self) -> None:
         if self.cgroup is not None and self.cgroup.freezes:
             self.cgroup.request_freeze()
         else:
@@ -604,7 +607,7 @@ class Environment:
         self.frozen = True
         self.emit("freeze")
 
-    def _thaw(self, request_id: str | None = None) -> None:
+    def thaw(self, request_id: str | None = None) -> None:
         if self.cgroup is not None and self.cgroup.freezes:
             self.cgroup.thaw()
         else:
@@ -613,7 +616,7 @@ class Environment:
         self.emit("thaw", request_id=request_id)
 
     def _signal_jail(self, sig: int) -> None:
-        """Fallback freezer: signal every process in the jail, agent included."""
+        """Fallback freezer: signal every process in the jail, agent included (not bwrap)."""
         for pid in self.cgroup.pids() if self.cgroup is not None else self._tree_pids():
             if pid != self.proc.pid:
                 try:
@@ -621,67 +624,47 @@ class Environment:
                 except ProcessLookupError:
                     pass
 
-    def _peak_rss(self) -> int:
-        """Without a memory cgroup: the runtime's processes' peak RSS (VmHWM), summed."""
-        total = 0
-        for pid in self._tree_pids():
-            if pid in self.keep_pids:
-                continue
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1]) * 1024
-            except OSError:
-                pass
-        return total
+    def _limit_cpu(self, limited: bool) -> None:
+        if self.cgroup is not None:
+            self.cgroup.limit_cpu(limited)
 
-    def _tree_pids(self) -> list[int]:
-        """bwrap and all its descendants, from /proc."""
-        found, todo = [], [self.proc.pid]
-        while todo and len(found) < 4096:
-            pid = todo.pop()
-            found.append(pid)
-            try:
-                todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-            except OSError:
-                pass
-        return found
-
-    def _kill_runtime(self) -> None:
-        """Kill the runtime and everything it started, from outside; the jail stays."""
+    def _kill_runtime(self, reason: str) -> None:
+        """Kill the runtime and everything it started, from outside; the jail, agent and /tmp stay."""
+        self._sample_memory()
         self.runtime_ready = False
         if self.cgroup is not None:
-            # Unthrottled, so that a runtime which spent the quota cannot slow its own cleanup;
-            # the re-init that follows runs unthrottled anyway.
-            self.cgroup.limit_cpu(False)
+            # Unthrottled, so that a runtime which spent the quota cannot slow its own cleanup.
+            self._limit_cpu(False)
             self.cgroup.kill(keep=self.keep_pids)
-        self._send({"t": "reset"})
+        self.channel.send({"t": "reset"})
         deadline = time.monotonic() + RESET_REPLY_S
         while True:
-            frame = self._recv(deadline)
+            frame = self.channel.receive(deadline)
             if frame is None:
                 raise EnvironmentLost("agent did not confirm the reset")
             if frame[0]["t"] == "reset.done":
                 break
-        self._confine_runtime()  # the agent's fresh pre-fork: under the quota, and frozen with the rest
-        self.emit("reset", request_id=self.log.request_id, reason="runtime killed")
+        self._confine_runtime()  # the agent's fresh pre-fork: into the function's groups
+        self._limit_cpu(True)
+        self.emit("reset", request_id=self.log.request_id, reason=reason)
 
-    # -- shutdown -----------------------------------------------------------
+    # -- shutdown ------------------------------------------------------------------
 
     def begin_shutdown(self, reason: str) -> None:
-        """Ask the agent to stop the runtime (SIGTERM, 2 s grace); see finish_shutdown."""
+        """Ask the agent to stop the runtime (no grace without extensions); see finish_shutdown."""
         self.shutdown_reason = reason
-        if self.state == "dead" or self.proc is None:
+        if self.state == State.DEAD or self.channel is None:
             return
+        self.transition(State.SHUTTING_DOWN)
         try:
             if self.frozen:
-                self._thaw()
-            self._send({"t": "shutdown", "grace_ms": int(SHUTDOWN_GRACE_S * 1000)})
+                self.thaw()
+            self.channel.send({"t": "shutdown", "grace_ms": int(SHUTDOWN_GRACE_S * 1000)})
         except EnvironmentLost:
             pass
 
     def finish_shutdown(self, deadline: float) -> None:
-        if self.state == "dead":
+        if self.state == State.DEAD:
             return
         if self.proc is not None:
             try:
@@ -689,39 +672,39 @@ class Environment:
             except subprocess.TimeoutExpired:
                 pass
         self.destroy()
-        self.emit("shutdown", reason=getattr(self, "shutdown_reason", "request"))
+        self.emit("shutdown", reason=self.shutdown_reason or "request")
 
     def shutdown(self, reason: str) -> None:
         self.begin_shutdown(reason)
-        self.finish_shutdown(time.monotonic() + SHUTDOWN_GRACE_S + 0.5)
+        self.finish_shutdown(time.monotonic() + SHUTDOWN_GRACE_S + TEARDOWN_WAIT_S)
 
     def destroy(self) -> None:
-        """Kill whatever is left, now. Safe to call twice."""
-        if self.state == "dead":
-            return
-        self.state = "dead"
-        if self.cgroup is not None:
-            self.cgroup.thaw()
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                if self.cgroup is None:
-                    self._signal_jail(signal.SIGCONT)
-                self.proc.kill()  # bwrap's pid 1 follows it, and with it the pid namespace
-                try:
-                    self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    pass
-            if self.proc.stderr and not self.proc.stderr.closed:
-                self.proc.stderr.close()
-        if self.cgroup is not None:
-            self.cgroup.destroy()
-        shutil.rmtree(self.task_dir, ignore_errors=True)
-        if self.sock is not None:
-            try:
-                self._poll.unregister(self.sock)
-            except (KeyError, ValueError):
-                pass
-            self.sock.close()
+        """Kill whatever is left, now. Safe to call twice, and from another thread than a call's."""
+        if self.state != State.DEAD:
+            self.state = State.DEAD
+            if self.cgroup is not None:
+                self.cgroup.thaw()
+            if self.proc is not None:
+                if self.proc.poll() is None:
+                    if self.cgroup is None:
+                        self._signal_jail(signal.SIGCONT)
+                    self.proc.kill()  # the agent, pid 1, follows it, and with it the pid namespace
+                    try:
+                        self.proc.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        pass
+                if self.proc.stderr and not self.proc.stderr.closed:
+                    self.proc.stderr.close()
+            if self.cgroup is not None:
+                self.cgroup.destroy()
+            shutil.rmtree(self.task_dir, ignore_errors=True)
+        if self.channel is not None:
+            # Only the thread of a call in flight closes its channel (it may be polling it); any
+            # other thread wakes it by shutting the socket down, and it sees the environment lost.
+            if self._caller is not None and self._caller != threading.get_ident():
+                self.channel.interrupt()
+            else:
+                self.channel.close()
 
 
 def placeholder_credentials() -> dict[str, str]:
@@ -734,13 +717,31 @@ def placeholder_credentials() -> dict[str, str]:
     }
 
 
+def _status_bytes(pid: int, field: str) -> int:
+    """A ``kB`` field of /proc/<pid>/status (VmRSS, VmHWM), in bytes; 0 if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            text = f.read()
+    except OSError:
+        return 0
+    at = text.find(field.encode() + b":")
+    if at < 0:
+        return 0  # a zombie, or a kernel thread
+    return int(text[at + len(field) + 1 :].split(None, 1)[0]) * 1024
+
+
 def _trace_id() -> str:
     ids = os.urandom(20).hex()
     return f"Root=1-{int(time.time()):08x}-{ids[:24]};Parent={ids[24:]};Sampled=0"
 
 
 def _link_tree(source: Path, target: Path) -> None:
-    """Fill ``target`` with hard links to the code cache (a copy across filesystems)."""
+    """Fill ``target`` with hard links to the function's code cache (a copy across filesystems).
+
+    The cache is the function's own (``EnvironmentPool._code_dir``), never shared with
+    another function: a link count, a ``flock`` or an inotify watch on its files tells
+    an environment only about environments of its own function.
+    """
     for dirpath, dirnames, filenames in os.walk(source):
         rel = os.path.relpath(dirpath, source)
         dest = target if rel == "." else target / rel
@@ -752,20 +753,3 @@ def _link_tree(source: Path, target: Path) -> None:
                 os.link(src, dest / name)
             except OSError:
                 shutil.copy2(src, dest / name)
-
-
-def _error_body(error_type: str, message: str) -> bytes:
-    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
-
-
-def _error_type(header: dict, body: bytes, default: str) -> str:
-    """The error type: the runtime's body says it; the header is the fallback."""
-    try:
-        doc = json.loads(body)
-        value = doc.get("errorType") if isinstance(doc, dict) else None
-        if isinstance(value, str) and 0 < len(value) <= 128:
-            return value
-    except ValueError:
-        pass
-    value = header.get("error_type")
-    return value[:128] if isinstance(value, str) and value else default

@@ -15,15 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from . import cgroup, jail
-from .environment import (
-    SHUTDOWN_GRACE_S,
-    Environment,
-    EnvironmentLost,
-    InvokeResult,
-    Isolation,
-    _error_body,
-)
+from .environment import SHUTDOWN_GRACE_S, TEARDOWN_WAIT_S, Environment, Isolation, State
 from .isolation import disabled_from_env, probe
+from .result import InvokeResult
 from .spec import FunctionSpec
 
 log = logging.getLogger(__name__)
@@ -150,16 +144,11 @@ class EnvironmentPool:
         env, cold = self._acquire(spec)
         headers = {"client_context": client_context} if client_context else {}
         try:
-            if cold:
-                env.start()
-            result = env.invoke(bytes(payload), request_id=request_id, cold=cold, headers=headers)
-        except EnvironmentLost as exc:
-            result = self._lost(env, request_id, cold, str(exc))
-        except BaseException:
-            self._discard(env, "failure")
-            raise
-        self._release(env)
-        return result
+            # Never raises for what happens in the jail: a lost environment ends the call as a
+            # Sandbox.Failure (with its invoke.end, END and REPORT) and is torn down.
+            return env.invoke(bytes(payload), request_id=request_id, cold=cold, headers=headers)
+        finally:
+            self._release(env)
 
     def provision(self, spec: FunctionSpec, n: int) -> list[str]:
         """Initialise ``n`` environments ahead of calls (provisioned concurrency); their ids."""
@@ -178,8 +167,8 @@ class EnvironmentPool:
             env = self._new_environment(spec.tmp_mb)
             try:
                 env.assign(spec, code_dir, "provisioned-concurrency")
-                env.start()
-                env._freeze()
+                env.initialize()
+                env.freeze()
             except BaseException:
                 env.destroy()
                 self._uids.release(env.uid)
@@ -197,8 +186,7 @@ class EnvironmentPool:
         with self._lock:
             self._starting -= n
             for env in ready:
-                env.state = "idle"
-                env.provisioned = True
+                env.transition(State.IDLE)
                 self._all[env.id] = env
                 self._idle.setdefault(spec.key, []).append(env)
             self._changed.notify_all()
@@ -214,7 +202,7 @@ class EnvironmentPool:
                     "id": env.id,
                     "function": env.spec.key,
                     "function_name": env.spec.function_name,
-                    "state": env.state,
+                    "state": env.state.value,
                     "invocations": env.invocations,
                     "initialization_type": env.initialization_type,
                     "idle_s": round(time.monotonic() - env.last_used, 3),
@@ -226,7 +214,7 @@ class EnvironmentPool:
         """Shut one idle environment down; False if it is busy or unknown."""
         with self._lock:
             env = self._all.get(environment_id)
-            if env is None or env.state != "idle":
+            if env is None or env.state != State.IDLE:
                 return False
             self._take_idle(env)
         env.shutdown(reason)
@@ -242,8 +230,8 @@ class EnvironmentPool:
             for condition in (self._changed, self._grow_due, self._evict_due):
                 condition.notify_all()
             envs = list(self._all.values())
-        deadline = time.monotonic() + SHUTDOWN_GRACE_S + 1
-        idle = [e for e in envs if e.state == "idle"]
+        deadline = time.monotonic() + SHUTDOWN_GRACE_S + TEARDOWN_WAIT_S
+        idle = [e for e in envs if e.state == State.IDLE]
         for env in idle:
             env.begin_shutdown("close")
         for env in idle:
@@ -278,7 +266,7 @@ class EnvironmentPool:
                 idle = self._idle.get(spec.key)
                 if idle:
                     env = idle.pop()  # most recently used: keeps the fewest environments warm
-                    env.state = "busy"
+                    env.transition(State.BUSY)
                     return env, False
                 if self._stem_cells:
                     cell = self._stem_cells.pop()
@@ -323,52 +311,25 @@ class EnvironmentPool:
             raise
         with self._lock:
             self._starting -= 1
-            env.state = "busy"
-            self._all[env.id] = env
+            self._all[env.id] = env  # NEW until its Init starts in invoke
         return env, True
 
     def _release(self, env: Environment) -> None:
         with self._lock:
-            if env.state == "dead":
+            if env.state == State.DEAD:
                 pass
             elif self._closed:
-                env.state = "closing"
+                env.transition(State.SHUTTING_DOWN)
             else:
-                env.state = "idle"
+                env.transition(State.IDLE)
                 self._idle.setdefault(env.spec.key, []).append(env)
                 if self._waiting_calls:
                     self._changed.notify_all()
                 if env.last_used + env.spec.idle_timeout_s < self._janitor_wakes_at:
                     self._evict_due.notify()  # due before the janitor's next look
                 return
-        if env.state == "closing":
+        if env.state == State.SHUTTING_DOWN:
             env.shutdown("close")
-        self._forget(env)
-
-    def _lost(self, env: Environment, request_id: str, cold: bool, why: str) -> InvokeResult:
-        """The environment broke down mid-call: a failure result, and it is gone."""
-        log.warning("environment %s lost: %s", env.id, why)
-        env.destroy()
-        env.emit("shutdown", reason="failure", detail=why[:200])
-        message = f"RequestId: {request_id} Error: execution environment failed: {why}"
-        return InvokeResult(
-            request_id=request_id,
-            environment_id=env.id,
-            cold=cold,
-            status="failure",
-            error_type="Sandbox.Failure",
-            payload=_error_body("Sandbox.Failure", message),
-            duration_ms=0.0,
-            billed_duration_ms=0,
-            max_memory_used_mb=0,
-            init_duration_ms=None,
-            report="",
-            function=env.spec.key,
-        )
-
-    def _discard(self, env: Environment, reason: str) -> None:
-        env.destroy()
-        env.emit("shutdown", reason=reason)
         self._forget(env)
 
     def _count(self) -> int:
@@ -408,7 +369,7 @@ class EnvironmentPool:
             env = None
             try:
                 env = self._new_environment(STEM_CELL_TMP_MB)
-                env.launch(time.monotonic() + 10)
+                env.build_jail(time.monotonic() + 10)
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - a host problem: calls build their own jails
                 log.warning("could not build a stem cell: %s", exc)
@@ -439,7 +400,8 @@ class EnvironmentPool:
         idle = self._idle.get(env.spec.key)
         if idle and env in idle:
             idle.remove(env)
-            env.state = "evicting"
+            if env.state == State.IDLE:
+                env.transition(State.SHUTTING_DOWN)
             if not idle:
                 del self._idle[env.spec.key]
 
@@ -452,7 +414,8 @@ class EnvironmentPool:
             raise PoolError("the pool is closed")
 
     def _code_dir(self, spec: FunctionSpec) -> Path:
-        target = self._state_dir / "code" / spec.code_sha256[:32]
+        # One cache per function, never shared with another (see environment._link_tree).
+        target = self._state_dir / "code" / spec.key
         if target.is_dir():
             os.utime(target)  # in use: keeps prune_state away
             return target
@@ -488,7 +451,7 @@ class EnvironmentPool:
                 due, next_due = [], now + 60
                 for envs in self._idle.values():
                     for env in envs:
-                        if getattr(env, "provisioned", False):
+                        if env.provisioned:
                             continue
                         at = env.last_used + env.spec.idle_timeout_s
                         if at <= now:
@@ -503,7 +466,7 @@ class EnvironmentPool:
                     continue
             for env in due:
                 env.begin_shutdown("idle")
-            deadline = time.monotonic() + SHUTDOWN_GRACE_S + 0.5
+            deadline = time.monotonic() + SHUTDOWN_GRACE_S + TEARDOWN_WAIT_S
             for env in due:
                 env.finish_shutdown(deadline)
                 self._forget(env)

@@ -252,7 +252,13 @@ raise RuntimeError(f"init attempt {n}")
     second = pool.invoke(spec)
     assert second.environment_id == first.environment_id
     assert second.json()["errorMessage"] == "init attempt 3"  # /tmp kept across every re-init
-    assert second.report.endswith("\tStatus: error\tError Type: RuntimeError")
+    # The platform keeps only Runtime.X and Function.X types: a user's exception is Runtime.Unknown
+    assert second.report.endswith("\tStatus: error\tError Type: Runtime.Unknown")
+    init_reports = [line for line in first.logs if line.startswith("INIT_REPORT")]
+    assert [line.split("\t")[1:] for line in init_reports] == [
+        ["Phase: init", "Status: error", "Error Type: Runtime.Unknown"],
+        ["Phase: invoke", "Status: error", "Error Type: Runtime.Unknown"],
+    ]
 
 
 def test_formatting_an_error_imports_nothing_heavy_into_the_runtime(pool, make_spec):
