@@ -4,7 +4,7 @@ The jail sees a Lambda-like filesystem and nothing of the host's own::
 
     /usr (read-only, the system's; /usr/local empty)   /bin /lib /lib64 /sbin -> usr/...
     /var/lang/bin/python3 -> the runtime interpreter (a real binary in /usr)
-    /var/runtime   our agent and Python runtime (read-only)
+    /var/runtime   our agent and Python runtime, boto3 and its dependencies (read-only)
     /var/task      the function's code (read-only)
     /opt           empty (layers come later)
     /tmp           private tmpfs of the configured size
@@ -28,6 +28,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import sdk
 from .runtime import contract
 
 RUNTIME_SOURCE = Path(__file__).resolve().parent / "runtime"
@@ -122,10 +123,17 @@ def task_root(root: Path, pool_tag: str) -> Path:
 
 
 def prepare_runtime(python: str, root: Path) -> Path:
-    """Copy the in-jail package to ``root/runtime/<hash>/<PACKAGE>`` and byte-compile it once."""
+    """Build ``root/runtime/<hash>/``, the jail's /var/runtime: our package and the AWS SDK.
+
+    Our package is copied and byte-compiled; the SDK (``sdk.py``) is hard-linked
+    with the pyc pip compiled. The hash covers the interpreter, our files and the
+    SDK's versions, so a change to any makes a new folder (old ones are pruned).
+    """
+    dists = sdk.distributions()
     digest = hashlib.sha256(python.encode())
     for name in RUNTIME_FILES:
         digest.update((RUNTIME_SOURCE / name).read_bytes())
+    digest.update(sdk.fingerprint(dists).encode())
     target = root / "runtime" / digest.hexdigest()[:16]
     if (target / ".ready").exists():
         return target
@@ -135,9 +143,15 @@ def prepare_runtime(python: str, root: Path) -> Path:
     package.mkdir(mode=0o755)
     for name in RUNTIME_FILES:
         shutil.copyfile(RUNTIME_SOURCE / name, package / name)
-    subprocess.run([python, "-I", "-m", "compileall", "-q", str(tmp)], check=True, timeout=60)
+    sdk.install(dists, tmp)
+    # Compiles our package; for the SDK it only checks pip's pyc against their sources
+    # (~50 ms for botocore's) and writes any missing one, as a new file, never into a link.
+    subprocess.run([python, "-I", "-m", "compileall", "-q", str(tmp)], check=True, timeout=120)
     for path in tmp.rglob("*"):
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        if path.is_dir():
+            os.chmod(path, 0o755)
+        elif path.stat().st_mode & 0o444 != 0o444:  # never a link: install() links only such files
+            os.chmod(path, 0o644)
     (tmp / ".ready").touch()
     target.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(target.parent, 0o711)
