@@ -288,6 +288,17 @@ class EnvironmentCgroup:
         with open(self.paths["memory"] / "memory.usage_in_bytes", "rb") as f:
             return int(f.read())
 
+    def function_charged_bytes(self) -> int | None:
+        """Anonymous and mapped file memory charged to the function's group (not its page cache)."""
+        if "memory" not in self.paths:
+            return None
+        stat = {}
+        for line in (self.function["memory"] / "memory.stat").read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name in ("rss", "rss_huge", "mapped_file", "shmem"):
+                stat[name] = int(value)
+        return stat.get("rss", 0) + stat.get("mapped_file", 0)
+
     def oom_kills(self) -> int:
         """How many times the OOM killer took a process of the function's memory group."""
         if "memory" not in self.paths:

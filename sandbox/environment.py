@@ -47,6 +47,10 @@ TEARDOWN_WAIT_S = 2.0  # how long shutdown waits for the jail to exit before kil
 RESET_REPLY_S = 5.0
 PIDS_MAX = 1024
 MIB = 1024 * 1024
+# What a runtime's resident memory holds beyond what its own memory group is charged (pages it
+# shares with the agent it was forked from, libraries first loaded elsewhere), as last measured:
+# the first guess for a new environment, before its own Init has been measured.
+_learned_baseline = 0
 
 __all__ = ["Environment", "EnvironmentLost", "InvokeResult", "Isolation", "State"]
 
@@ -234,7 +238,8 @@ class Environment:
             raise EnvironmentLost(f"the jail did not start: {self._bwrap_error()}")
         self.proc.stderr.close()
         self.keep_pids = self._agent_pids()
-        self.baseline_bytes = sum(_status_bytes(pid, "VmRSS") for pid in self._runtime_pids())
+        forked = sum(_status_bytes(pid, "VmRSS") for pid in self._runtime_pids())
+        self.baseline_bytes = max(forked, _learned_baseline)
         self._apply_limits()
         self._confine_runtime()
         self.jail_built = True
@@ -380,6 +385,7 @@ class Environment:
             elif kind == "init.done":
                 self.runtime_ready = True
                 self._limit_cpu(True)
+                self._sample_memory()
                 return Outcome("ok")
             elif kind == "init.error":
                 outcome = Outcome("error", error_type_of(header, body), body, init_failed=True)
@@ -584,12 +590,31 @@ class Environment:
     # -- memory ------------------------------------------------------------------
 
     def _sample_memory(self) -> None:
-        """Fold the runtime's resident high-water marks into the environment's (they never go down)."""
-        try:
-            footprint = sum(_status_bytes(pid, "VmHWM") for pid in self._runtime_pids())
-        except OSError:
+        """Fold the runtime's resident high-water marks into the environment's (they never go down).
+
+        Max Memory Used counts the runtime's whole resident memory, as Lambda's does, while the
+        memory group is charged only for the pages the runtime made itself. When the footprint
+        grows, the part not charged (the baseline) is measured again and the group's limit
+        lowered to Memory Size minus it, so that the function runs out of memory where its
+        footprint would pass Memory Size.
+        """
+        global _learned_baseline
+        pids = self._runtime_pids()
+        footprint = sum(_status_bytes(pid, "VmHWM") for pid in pids)
+        if footprint <= self.max_memory_bytes:
             return
-        self.max_memory_bytes = max(self.max_memory_bytes, footprint)
+        self.max_memory_bytes = footprint
+        charged = self.cgroup.function_charged_bytes() if self.cgroup is not None else None
+        if charged is None:
+            return
+        resident = sum(_status_bytes(pid, "VmRSS") for pid in pids)
+        uncharged = resident - charged
+        if uncharged > self.baseline_bytes:
+            self.baseline_bytes = _learned_baseline = uncharged
+            try:
+                self._apply_limits()
+            except OSError:
+                pass  # already above the new limit: it meets it at its next allocation
 
     def _max_memory_mb(self) -> int:
         """Max Memory Used: the environment's high-water mark of the runtime's whole resident memory

@@ -25,6 +25,7 @@ DEFAULT_MAX_ENVIRONMENTS = 256
 DEFAULT_STEM_CELLS = 2
 STEM_CELL_TMP_MB = 512  # Lambda's default /tmp: what nearly every function asks for
 MAX_EVENT_BYTES = 6 * 1024 * 1024
+CLOSE_WAIT_S = 30.0  # how long close() lets calls in flight finish before it tears them down
 
 
 class PoolError(Exception):
@@ -239,7 +240,7 @@ class EnvironmentPool:
             self._forget(env)
         # Busy environments are torn down by their invoking thread on release.
         with self._lock:
-            end = time.monotonic() + 30
+            end = time.monotonic() + CLOSE_WAIT_S
             while self._all and time.monotonic() < end:
                 self._changed.wait(0.5)
             leftovers = list(self._all.values())
