@@ -33,7 +33,15 @@ from .runtime import contract
 
 RUNTIME_SOURCE = Path(__file__).resolve().parent / "runtime"
 # The package runs in the jail as /var/runtime/_lambdalab_runtime (contract.PACKAGE).
-RUNTIME_FILES = ("__init__.py", "agent.py", "bootstrap.py", "contract.py", "fastjson.py", "frames.py")
+RUNTIME_FILES = (
+    "__init__.py",
+    "agent.py",
+    "bootstrap.py",
+    "contract.py",
+    "fastjson.py",
+    "frames.py",
+    "http.py",
+)
 JAIL_UID, JAIL_GID = 993, 990  # Lambda's sbx_user1051
 UID_BASE = 1_000_000
 UIDS_PER_POOL = 4096

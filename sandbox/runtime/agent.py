@@ -32,6 +32,7 @@ from . import (
     contract,
     fastjson,
     frames,
+    http,
 )
 
 EVENT_READ, EVENT_WRITE = select.EPOLLIN, select.EPOLLOUT
@@ -100,7 +101,6 @@ API_HOST, API_PORT = contract.API_HOST, contract.API_PORT
 API_UNIX = contract.API_UNIX
 PREFIX = contract.API_PREFIX
 MAX_PAYLOAD = contract.MAX_PAYLOAD
-MAX_REQUEST_HEAD = 64 * 1024
 MAX_CONNECTIONS = 32
 # Output forwarded per phase (one byte more than the host keeps, so it sees the cut).
 LOG_LIMIT = contract.LOG_LIMIT + 1
@@ -120,17 +120,6 @@ SIGNAL_NAMES = {
     signal.SIGXCPU: "CPU time limit exceeded",
     signal.SIGXFSZ: "file size limit exceeded",
 }
-REASONS = {
-    200: "OK",
-    202: "Accepted",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    411: "Length Required",
-    413: "Request Entity Too Large",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-}
 
 
 def exit_description(status: int) -> str:
@@ -141,17 +130,12 @@ def exit_description(status: int) -> str:
     return f"exit status {os.WEXITSTATUS(status)}"
 
 
-class Connection:
-    """One HTTP/1.1 keep-alive connection from the runtime."""
+class Connection(http.Connection):
+    """One HTTP/1.1 keep-alive connection from the runtime: its protocol state and its socket."""
 
     def __init__(self, sock) -> None:
+        super().__init__()
         self.sock = sock
-        self.inbuf = bytearray()
-        self.outbuf = bytearray()
-        self.close_after_write = False
-        self.request = None  # (method, path, headers) once the head is parsed
-        self.body_length = 0
-        self.discard = 0  # bytes of an oversized body still to throw away
 
 
 class Runtime:
@@ -504,6 +488,9 @@ class Agent:
         self.sel.register(sock, EVENT_READ, conn)
 
     def on_readable(self, conn: Connection) -> None:
+        if conn.blocked():  # not read until its answers drain; a send shows a hangup or an error
+            self.flush(conn)
+            return
         try:
             data = conn.sock.recv(READ_CHUNK)
         except (BlockingIOError, InterruptedError):
@@ -513,66 +500,27 @@ class Agent:
         if not data:
             self.drop(conn)
             return
-        conn.inbuf += data
+        conn.feed(data)
         self.parse(conn)
 
     def parse(self, conn: Connection) -> None:
-        while conn.sock.fileno() >= 0 and not conn.close_after_write:
-            if conn.discard:
-                dropped = min(conn.discard, len(conn.inbuf))
-                del conn.inbuf[:dropped]
-                conn.discard -= dropped
-                if conn.discard:
-                    return
-                self.too_large(conn)
-                continue
-            if conn.request is None:
-                end = conn.inbuf.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(conn.inbuf) > MAX_REQUEST_HEAD:
-                        self.reply(conn, 431, {"errorMessage": "request head too large"}, close=True)
-                    return
-                head = bytes(conn.inbuf[:end]).decode("latin-1")
-                del conn.inbuf[: end + 4]
-                lines = head.split("\r\n")
-                parts = lines[0].split(" ")
-                if len(parts) != 3:
-                    self.reply(conn, 400, {"errorMessage": "malformed request line"}, close=True)
-                    return
-                headers = {}
-                for line in lines[1:]:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                if "chunked" in headers.get("transfer-encoding", "").lower():
-                    self.reply(conn, 411, {"errorMessage": "chunked bodies are not supported"}, close=True)
-                    return
-                try:
-                    length = int(headers.get("content-length", "0"))
-                except ValueError:
-                    length = -1
-                if length < 0:
-                    self.reply(conn, 400, {"errorMessage": "bad Content-Length"}, close=True)
-                    return
-                conn.request = (parts[0], parts[1], headers)
-                conn.body_length = length
-                expects = headers.get("expect", "").lower() == "100-continue"
-                if length > MAX_PAYLOAD:
-                    if expects:  # the client has not sent the body: refuse it now
-                        self.too_large(conn, close=True)
-                        return
-                    conn.discard = length  # read and drop it, then answer 413
-                    continue
-                if expects:
-                    conn.outbuf += b"HTTP/1.1 100 Continue\r\n\r\n"
+        while conn.sock.fileno() >= 0:
+            item = conn.next()
+            if item is None:
+                if conn.outbuf:  # a 100 Continue, or answers held back
                     self.flush(conn)
-            if len(conn.inbuf) < conn.body_length:
                 return
-            body = bytes(conn.inbuf[: conn.body_length])
-            del conn.inbuf[: conn.body_length]
-            method, path, headers = conn.request
-            conn.request = None
+            if isinstance(item, http.Refusal):
+                if item.status == 413:
+                    self.too_large(conn, item)
+                else:
+                    self.reply(conn, item.status, item.body, close=item.close)
+                continue
+            method, path, headers, body = item
             self.route(conn, method, path.split("?", 1)[0], headers, body)
             if conn is self.parked:
+                if conn.outbuf:  # a 100 Continue: sent now, not with the answer
+                    self.flush(conn)
                 return
 
     def route(self, conn: Connection, method: str, path: str, headers: dict, body: bytes) -> None:
@@ -653,24 +601,13 @@ class Agent:
         self.state = "failed"
         self.send({"t": "init.error", "error_type": error_type(headers)}, body[:MAX_PAYLOAD])
 
-    def too_large(self, conn: Connection, close: bool = False) -> None:
-        method, path, _ = conn.request
-        length = conn.body_length
-        conn.request = None
-        self.reply(
-            conn,
-            413,
-            {
-                "errorMessage": f"Exceeded maximum allowed payload size ({MAX_PAYLOAD} bytes).",
-                "errorType": "RequestEntityTooLarge",
-            },
-            close=close,
-        )
-        if self.state == "busy" and path.endswith("/response"):
+    def too_large(self, conn: Connection, refusal: http.Refusal) -> None:
+        self.reply(conn, 413, refusal.body, close=refusal.close)
+        if self.state == "busy" and refusal.path.endswith("/response"):
             self.drain_logs()
             self.flush_dropped()
             self.state = "ready"
-            self.send({"t": "too_large", "id": self.current_id, "size": length})
+            self.send({"t": "too_large", "id": self.current_id, "size": refusal.length})
             self.current_id = None
 
     # -- HTTP output --------------------------------------------------------
@@ -679,15 +616,7 @@ class Agent:
         self.write_response(conn, status, fastjson.dumps(obj).encode(), "application/json", [], close)
 
     def write_response(self, conn, status, body, content_type, extra, close=False) -> None:
-        lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}"]
-        lines.append(f"Content-Type: {content_type}")
-        lines.append(f"Content-Length: {len(body)}")
-        for name, value in extra:
-            lines.append(f"{name}: {value}")
-        if close:
-            lines.append("Connection: close")
-            conn.close_after_write = True
-        conn.outbuf += ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        conn.write(status, body, content_type, extra, close)
         self.flush(conn)
 
     def flush(self, conn: Connection) -> None:
@@ -696,7 +625,9 @@ class Agent:
                 sent = conn.sock.send(conn.outbuf)
                 del conn.outbuf[:sent]
         except BlockingIOError:
-            self.sel.modify(conn.sock, EVENT_READ | EVENT_WRITE, conn)
+            # Over the output bound, the connection is not read (nor parsed) until it drains.
+            events = EVENT_WRITE if conn.blocked() else EVENT_READ | EVENT_WRITE
+            self.sel.modify(conn.sock, events, conn)
             return
         except OSError:
             self.drop(conn)
@@ -705,6 +636,8 @@ class Agent:
             self.drop(conn)
         else:
             self.sel.modify(conn.sock, EVENT_READ, conn)
+            if conn.stalled:  # requests held back while the output was over its bound
+                self.parse(conn)
 
     def drop(self, conn: Connection) -> None:
         if conn is self.parked:
