@@ -14,11 +14,13 @@ demo: setup
 setup: system venv
 
 # Debian packages: bubblewrap (the jail), libseccomp2 (its syscall filter), redis-server,
-# python3-venv (the venv and the jails share Debian's interpreter). Installed only when missing.
+# python3-venv (the venv and the jails share Debian's interpreter), btrfs-progs (mkfs.btrfs for
+# the scratch disk that holds every /tmp). Installed only when missing.
 system:
 	@missing=""; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	PATH="$$PATH:/usr/sbin:/sbin" command -v mkfs.btrfs >/dev/null || missing="$$missing btrfs-progs"; \
 	/sbin/ldconfig -p | grep -q libseccomp.so.2 || missing="$$missing libseccomp2"; \
 	$(SYSTEM_PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
