@@ -110,6 +110,35 @@ def _move(path: Path, pids) -> None:
         os.close(fd)
 
 
+HOST_TASK_SHARE = 0.5  # of the host's pid_max/threads-max: all jails together, never more
+
+
+def host_task_cap() -> int:
+    """Tasks every jail of this host may hold together: half of what the kernel allows, so that
+    Redis, PostgreSQL and the workers themselves can always fork."""
+    limits = []
+    for name in ("pid_max", "threads-max"):
+        try:
+            limits.append(int(Path(f"/proc/sys/kernel/{name}").read_text()))
+        except (OSError, ValueError):
+            pass
+    return max(1024, int(min(limits or [32768]) * HOST_TASK_SHARE))
+
+
+def cap_pool_tasks(pool: str, max_tasks: int | None = None) -> int:
+    """Cap the tasks of a pool's environments together (its group's ``pids.max``), and of all
+    pools on the host (``lambdalab``'s). Returns the pool's cap."""
+    top = ROOT / "pids" / TOP
+    top.mkdir(exist_ok=True)
+    host_cap = host_task_cap()
+    _write(top / "pids.max", str(host_cap))
+    cap = min(host_cap, max_tasks) if max_tasks else host_cap
+    group = top / pool
+    group.mkdir(exist_ok=True)
+    _write(group / "pids.max", str(cap))
+    return cap
+
+
 def cpu_quota_us(memory_mb: int) -> int:
     """CPU time per period in proportion to memory: 1,769 MB buys one vCPU."""
     vcpus = min(MAX_VCPUS, memory_mb / MB_PER_VCPU)

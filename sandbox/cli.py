@@ -256,6 +256,7 @@ def check(args) -> int:
                     "level": report.level,
                     "features": [f.__dict__ for f in report.features],
                     "verified": verified,
+                    "differences_from_lambda": report.notes,
                 }
             )
         )
@@ -267,5 +268,9 @@ def check(args) -> int:
             print("\nverified from inside a jail:")
             for name, passed in verified.items():
                 print(f"  {'ok  ' if passed else 'FAIL'}  {name}")
+        if report.notes:
+            print("\nknown differences from Lambda, and what still leaks between tenants:")
+            for note in report.notes:
+                print(f"  -  {note}")
         print(f"\nisolation: {report.level}" + ("" if ok else " (below strong: see above)"))
     return 0 if ok else 1

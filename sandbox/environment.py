@@ -33,6 +33,7 @@ from .channel import ControlChannel, EnvironmentLost
 from .logs import InvocationLog
 from .result import InvokeResult, Outcome, error_type_of, init_report_error_type, judge
 from .runtime import contract
+from .scratch import ScratchDisk
 from .spec import FunctionSpec
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,6 @@ TEARDOWN_WAIT_S = 2.0  # how long shutdown waits for the jail to exit before kil
 RESET_REPLY_S = 5.0
 PIDS_MAX = 1024
 MIB = 1024 * 1024
-# What a runtime's resident memory holds beyond what its own memory group is charged (pages it
-# shares with the agent it was forked from, libraries first loaded elsewhere), as last measured:
-# the first guess for a new environment, before its own Init has been measured.
-_learned_baseline = 0
 
 __all__ = ["Environment", "EnvironmentLost", "InvokeResult", "Isolation", "State"]
 
@@ -110,10 +107,13 @@ class Environment:
         uid: int | None,
         emit: Callable[[dict], None],
         runtime_version: tuple[str, str],
+        scratch: ScratchDisk | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.spec: FunctionSpec | None = None  # set by assign()
         self.tmp_mb = tmp_mb
+        self.scratch = scratch  # where /tmp lives: a directory of it, or a tmpfs without one
+        self.tmp_dir: Path | None = None
         # The jail's /var/task: empty until assign() puts the function's code in,
         # so a jail can be built before anyone knows which function it will run.
         self.task_dir = task_root / self.id
@@ -179,12 +179,27 @@ class Environment:
 
     def assign(self, spec: FunctionSpec, code_dir: Path, initialization_type: str = "on-demand") -> None:
         """Bind this environment to a function: its code, limits and identity."""
+        self.size_tmp(spec.tmp_mb)
         self.spec = spec
         self.initialization_type = initialization_type
         self.provisioned = initialization_type == "provisioned-concurrency"
         self._make_task_dir()
         _link_tree(code_dir, self.task_dir)
         self._apply_limits()
+
+    def size_tmp(self, tmp_mb: int) -> None:
+        """Make /tmp, or give it a new size (a quota change: a stem cell can serve any size).
+
+        Raises ``ScratchFullError`` when the disk cannot hold one more /tmp of that size.
+        """
+        if self.scratch is None:
+            if self.jail_built and tmp_mb != self.tmp_mb:
+                raise ValueError("a tmpfs /tmp cannot change size once its jail is built")
+        elif self.tmp_dir is None:
+            self.tmp_dir = self.scratch.create(self.id, size_mb=tmp_mb, uid=self.uid)
+        elif tmp_mb != self.tmp_mb:
+            self.scratch.resize(self.id, tmp_mb)
+        self.tmp_mb = tmp_mb
 
     def _make_task_dir(self) -> None:
         self.task_dir.mkdir(mode=0o755, exist_ok=True)
@@ -201,6 +216,7 @@ class Environment:
     def build_jail(self, deadline: float) -> None:
         """Build the jail and start the agent; its pre-forked runtime waits for an init frame."""
         self._make_task_dir()
+        self.size_tmp(self.tmp_mb)
         controllers = self.isolation.cgroup_controllers
         if controllers:
             self.cgroup = EnvironmentCgroup(self.isolation.pool_tag, self.id, controllers)
@@ -219,6 +235,7 @@ class Environment:
                 runtime_dir=self.runtime_dir,
                 code_dir=self.task_dir,
                 tmp_bytes=self.tmp_mb * MIB,
+                tmp_dir=self.tmp_dir,
                 control_fd=jail_sock.fileno(),
                 seccomp_fd=seccomp_fd,
                 hostname="lambdalab-" + self.id[:8],
@@ -238,8 +255,6 @@ class Environment:
             raise EnvironmentLost(f"the jail did not start: {self._bwrap_error()}")
         self.proc.stderr.close()
         self.keep_pids = self._agent_pids()
-        forked = sum(_status_bytes(pid, "VmRSS") for pid in self._runtime_pids())
-        self.baseline_bytes = max(forked, _learned_baseline)
         self._apply_limits()
         self._confine_runtime()
         self.jail_built = True
@@ -590,31 +605,40 @@ class Environment:
     # -- memory ------------------------------------------------------------------
 
     def _sample_memory(self) -> None:
-        """Fold the runtime's resident high-water marks into the environment's (they never go down).
+        """Fold the runtime's footprint into the environment's high-water mark (it never goes down).
 
-        Max Memory Used counts the runtime's whole resident memory, as Lambda's does, while the
-        memory group is charged only for the pages the runtime made itself. When the footprint
-        grows, the part not charged (the baseline) is measured again and the group's limit
-        lowered to Memory Size minus it, so that the function runs out of memory where its
-        footprint would pass Memory Size.
+        Max Memory Used counts the runtime's whole resident memory, as Lambda's does, while
+        its memory group is charged only for the pages the runtime made itself: the rest
+        (interpreter pages shared with the agent it was forked from, libraries first loaded
+        elsewhere) is the baseline, measured on the runtime's first process. The footprint is
+        that process's own high-water mark, or the baseline plus what the group holds now
+        (every process of the function, shared pages once), whichever is more; the group is
+        limited to Memory Size minus the baseline, so the function runs out of memory where
+        its footprint passes Memory Size. /tmp's page cache is in neither.
         """
-        global _learned_baseline
-        pids = self._runtime_pids()
-        footprint = sum(_status_bytes(pid, "VmHWM") for pid in pids)
-        if footprint <= self.max_memory_bytes:
+        pid = self._runtime_pid()
+        if pid is None:
             return
-        self.max_memory_bytes = footprint
         charged = self.cgroup.function_charged_bytes() if self.cgroup is not None else None
-        if charged is None:
-            return
-        resident = sum(_status_bytes(pid, "VmRSS") for pid in pids)
-        uncharged = resident - charged
-        if uncharged > self.baseline_bytes:
-            self.baseline_bytes = _learned_baseline = uncharged
-            try:
-                self._apply_limits()
-            except OSError:
-                pass  # already above the new limit: it meets it at its next allocation
+        if charged is not None and self.runtime_ready:
+            uncharged = _status_bytes(pid, "VmRSS") - charged
+            if uncharged > self.baseline_bytes:
+                self.baseline_bytes = uncharged
+                try:
+                    self._apply_limits()
+                except OSError:
+                    pass  # already above the new limit: it meets it at its next allocation
+        footprint = max(_status_bytes(pid, "VmHWM"), self.baseline_bytes + (charged or 0))
+        self.max_memory_bytes = max(self.max_memory_bytes, footprint)
+
+    def _runtime_pid(self) -> int | None:
+        """The runtime's first process: the agent's first child (any later ones are orphans it adopted)."""
+        agent = next((p for p in self.keep_pids if p != self.proc.pid), None)
+        try:
+            children = Path(f"/proc/{agent}/task/{agent}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
 
     def _max_memory_mb(self) -> int:
         """Max Memory Used: the environment's high-water mark of the runtime's whole resident memory
@@ -723,6 +747,8 @@ class Environment:
             if self.cgroup is not None:
                 self.cgroup.destroy()
             shutil.rmtree(self.task_dir, ignore_errors=True)
+            if self.scratch is not None and self.tmp_dir is not None:
+                self.scratch.remove(self.id)  # /tmp goes with the environment
         if self.channel is not None:
             # Only the thread of a call in flight closes its channel (it may be polling it); any
             # other thread wakes it by shutting the socket down, and it sees the environment lost.

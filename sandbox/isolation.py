@@ -12,7 +12,7 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 
-from . import cgroup, jail
+from . import cgroup, jail, scratch
 from .seccomp import SeccompUnavailable, compile_filter
 
 LEVELS = ("none", "partial", "strong")
@@ -30,7 +30,10 @@ class IsolationReport:
     features: list[Feature] = field(default_factory=list)
     cgroup_controllers: tuple[str, ...] = ()
     seccomp_program: bytes | None = None
+    scratch: bool = False  # /tmp on the scratch disk (else a tmpfs, counted as memory)
     blocking: str | None = None  # why no jail can be built at all
+    # Where a jail here still differs from Lambda or leaks a little between tenants: said, not hidden.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def level(self) -> str:
@@ -85,7 +88,7 @@ def _namespaces_work(bwrap: str) -> str | None:
     return None
 
 
-DISABLEABLE = ("cgroups", "cgroup-v2", "seccomp")
+DISABLEABLE = ("cgroups", "cgroup-v2", "seccomp", "scratch")
 
 
 def disabled_from_env() -> frozenset[str]:
@@ -116,7 +119,8 @@ def probe(disable: frozenset[str] = frozenset()) -> IsolationReport:
     report.add(
         "filesystem",
         "strong",
-        "read-only /usr (/usr/local hidden), runtime and code; private tmpfs /tmp; no project, home or /etc",
+        "read-only root, /usr (/usr/local hidden), runtime and code; only /tmp is writable; "
+        "no project, home or /etc",
     )
     report.add(
         "environment",
@@ -124,6 +128,11 @@ def probe(disable: frozenset[str] = frozenset()) -> IsolationReport:
         "bwrap starts with an empty environment; the runtime gets only Lambda's variables",
     )
     report.add("descriptors", "strong", "only the control socket is inherited")
+    report.add(
+        "supervisor",
+        "strong",
+        "the agent is the jail's pid 1 and not dumpable: user code cannot kill, stop, read or write it",
+    )
     report.add(
         "lifetime",
         "strong",
@@ -149,19 +158,21 @@ def probe(disable: frozenset[str] = frozenset()) -> IsolationReport:
     report.add(
         "memory",
         "strong" if found["memory"] else "none",
-        "memory cgroup: limit, peak and OOM kills (tmpfs counts)"
+        "memory cgroup: the function limited to Memory Size, the agent capped apart; OOM kills seen"
         if found["memory"]
         else "no writable memory cgroup: memory is not limited; Max Memory Used is the runtime's peak RSS",
     )
     report.add(
         "pids",
         "strong" if found["pids"] else "partial",
-        "pids cgroup: 1,024 tasks" if found["pids"] else "RLIMIT_NPROC 1,024 only",
+        f"pids cgroup: 1,024 tasks per environment, {cgroup.host_task_cap():,} for all jails together"
+        if found["pids"]
+        else "RLIMIT_NPROC 1,024 only",
     )
     report.add(
         "cpu",
         "strong" if found["cpu"] else "none",
-        "cpu cgroup: quota in proportion to memory (1,769 MB = 1 vCPU)"
+        "cpu cgroup: quota in proportion to memory (1,769 MB = 1 vCPU), the agent's work included"
         if found["cpu"]
         else "no writable cpu cgroup: CPU is not limited",
     )
@@ -171,11 +182,38 @@ def probe(disable: frozenset[str] = frozenset()) -> IsolationReport:
         report.add("freezer", "strong", "cgroup v1 freezer")
     else:
         report.add("freezer", "partial", "SIGSTOP/SIGCONT of every jail process")
+    why_not = "disabled by LAMBDALAB_DISABLE" if "scratch" in disable else scratch.unavailable_reason()
+    report.scratch = why_not is None
+    if report.scratch:
+        report.add(
+            "tmp",
+            "strong",
+            "/tmp on disk, one directory per environment with its size as a quota (one btrfs image "
+            "per process); not memory",
+        )
+        report.notes.append(
+            "/tmp past its size fails with EDQUOT ('Disk quota exceeded'), not Lambda's ENOSPC, and "
+            "df /tmp shows the scratch disk, not the size: this kernel has no XFS or ext4 project "
+            "quotas, which would give both"
+        )
+    else:
+        report.add("tmp", "partial", f"/tmp is a tmpfs, counted against the function's memory ({why_not})")
+    report.notes += [
+        "/proc/stat, /proc/loadavg, /proc/meminfo and /proc/cpuinfo show the host's, not the environment's",
+        "flock and inotify on the shared read-only /usr are seen across environments (a covert channel "
+        "between tenants; code folders are per function, so never shared across functions)",
+        "the jail's cgroup namespace is rooted where bwrap started, so /proc/self/cgroup names the "
+        "environment's groups (no cgroup files are reachable: /sys is not mounted)",
+    ]
     try:
         if "seccomp" in disable:
             raise SeccompUnavailable("disabled by LAMBDALAB_DISABLE")
         report.seccomp_program = compile_filter()
-        report.add("seccomp", "strong", "denies ptrace, mount, unshare, keyctl, bpf, io_uring and more")
+        report.add(
+            "seccomp",
+            "strong",
+            "denies ptrace, mount, unshare, keyctl, bpf, io_uring and more; Unix and IP sockets only",
+        )
     except SeccompUnavailable as exc:
         report.add("seccomp", "none", f"no seccomp filter: {exc}")
     return report

@@ -7,7 +7,8 @@ The jail sees a Lambda-like filesystem and nothing of the host's own::
     /var/runtime   our agent and Python runtime, boto3 and its dependencies (read-only)
     /var/task      the function's code (read-only)
     /opt           empty (layers come later)
-    /tmp           private tmpfs of the configured size
+    /tmp           the environment's own, of the configured size: on the scratch disk
+                   (scratch.py), or a tmpfs where there is none
     /proc /dev     the jail's own
 
 The root itself is a read-only tmpfs. New user, pid, net, ipc, uts and cgroup
@@ -186,6 +187,7 @@ def bwrap_argv(
     runtime_dir: Path,
     code_dir: Path,
     tmp_bytes: int,
+    tmp_dir: Path | None,
     control_fd: int,
     seccomp_fd: int | None,
     hostname: str,
@@ -241,12 +243,12 @@ def bwrap_argv(
         "--proc",
         "/proc",
         *dev,
-        "--size",
-        str(tmp_bytes),
-        "--perms",
-        "1777",
-        "--tmpfs",
-        "/tmp",
+    ]
+    if tmp_dir is not None:  # the environment's own directory on the scratch disk (scratch.py)
+        argv += ["--bind", str(tmp_dir), "/tmp"]
+    else:  # no scratch disk here: a tmpfs, which the memory cgroup counts
+        argv += ["--size", str(tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
+    argv += [
         "--dir",
         "/var/lang/bin",
         "--symlink",

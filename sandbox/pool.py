@@ -17,6 +17,7 @@ from typing import Any
 from . import cgroup, jail
 from .environment import SHUTDOWN_GRACE_S, TEARDOWN_WAIT_S, Environment, Isolation, State
 from .isolation import disabled_from_env, probe
+from .scratch import ScratchDisk, ScratchFullError
 from .result import InvokeResult
 from .spec import FunctionSpec
 
@@ -60,6 +61,7 @@ class EnvironmentPool:
         stem_cells: int = DEFAULT_STEM_CELLS,
         require: str = "partial",
         disable: Iterable[str] | None = None,
+        max_tasks: int | None = None,
     ) -> None:
         if max_environments < 1:
             raise ValueError("max_environments must be at least 1")
@@ -86,6 +88,11 @@ class EnvironmentPool:
             seccomp_program=self.isolation_report.seccomp_program,
             pool_tag=cgroup.pool_tag(),
         )
+        if "pids" in controllers:
+            cgroup.cap_pool_tasks(self._isolation.pool_tag, max_tasks)
+        self._scratch = ScratchDisk.shared(self._state_dir) if self.isolation_report.scratch else None
+        if self.isolation_report.scratch and self._scratch is None:
+            log.warning("no scratch disk after all: every /tmp is a tmpfs, counted as memory")
         self._task_root = jail.task_root(self._state_dir, self._isolation.pool_tag)
         self._spawner = jail.Spawner()
         self._uids = jail.UidAllocator.shared(self._state_dir)
@@ -272,8 +279,8 @@ class EnvironmentPool:
                 if self._stem_cells:
                     cell = self._stem_cells.pop()
                     self._grow_due.notify()  # the grower makes another
-                    if spec.tmp_mb != cell.tmp_mb:
-                        victim, cell = cell, None  # wrong /tmp size: it frees its slot instead
+                    if self._scratch is None and spec.tmp_mb != cell.tmp_mb:
+                        victim, cell = cell, None  # a tmpfs of the wrong size: it frees its slot instead
                     break
                 if self._count() < self.max_environments:
                     break
@@ -302,9 +309,11 @@ class EnvironmentPool:
             env = cell or self._new_environment(spec.tmp_mb)
             try:
                 env.assign(spec, self._code_dir(spec), "on-demand")
-            except BaseException:
+            except BaseException as exc:
                 env.destroy()
                 self._uids.release(env.uid)
+                if isinstance(exc, ScratchFullError):
+                    raise PoolCapacityError(f"no room for /tmp: {exc}") from None
                 raise
         except BaseException:
             with self._lock:
@@ -348,6 +357,7 @@ class EnvironmentPool:
             uid=self._uids.acquire(),
             emit=self._emit,
             runtime_version=self._runtime_version,
+            scratch=self._scratch,
         )
 
     def _drop_stem_cell(self, env: Environment) -> None:

@@ -92,7 +92,10 @@ def compile_filter() -> bytes:
     for flag in CLONE_NEW_FLAGS:
         f.add_rule(sc.ERRNO(errno.EPERM), "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
     f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
-    f.add_rule(sc.ERRNO(errno.EPERM), "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, TIOCSTI))
+    from .scratch import JAIL_BLOCKED_IOCTLS  # btrfs subvolumes and snapshots: not in Lambda's /tmp
+
+    for request in (TIOCSTI, *JAIL_BLOCKED_IOCTLS):
+        f.add_rule(sc.ERRNO(errno.EPERM), "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
     # socket(family, ...) and socketpair(family, ...): anything but exactly an allowed family
     # (compared as 64 bits, so high bits cannot smuggle a family past the filter)
     for call in ("socket", "socketpair"):
