@@ -17,8 +17,8 @@ from typing import Any
 from . import cgroup, jail
 from .environment import SHUTDOWN_GRACE_S, TEARDOWN_WAIT_S, Environment, Isolation, State
 from .isolation import disabled_from_env, probe
-from .scratch import ScratchDisk, ScratchFullError
 from .result import InvokeResult
+from .scratch import ScratchDisk, ScratchFullError
 from .spec import FunctionSpec
 
 log = logging.getLogger(__name__)
