@@ -405,7 +405,7 @@ def bench_baselines(args, R):
 def cold_run(n, stem):
     """n cold starts; stem=True waits for ready stem cells first, False disables them."""
     spec = FunctionSpec(source=TRIVIAL)
-    walls, inits, bad = [], [], []
+    walls, inits, bad = {}, {}, []  # by request id, so that each wall pairs with its own Init
     with EnvironmentPool(max_environments=8, **({} if stem else {"stem_cells": 0})) as pool:
         for _ in range(2):  # untimed: materialise the code folder, warm the page cache
             pool.shutdown_environment(pool.invoke(spec, {}).environment_id)
@@ -414,22 +414,33 @@ def cold_run(n, stem):
                 bad.append("the stem cells were still building after 10 s")
             t0 = time.perf_counter()
             r = pool.invoke(spec, {})
-            walls.append((time.perf_counter() - t0) * 1000)
+            walls[r.request_id] = (time.perf_counter() - t0) * 1000
             if not r.cold or r.status != "success":
                 bad.append(f"cold={r.cold} status={r.status} payload={r.payload[:120]!r}")
             if r.init_duration_ms is not None:
-                inits.append(r.init_duration_ms)
+                inits[r.request_id] = r.init_duration_ms
             if not pool.shutdown_environment(r.environment_id):  # not timed
                 bad.append(f"shutdown_environment({r.environment_id}) returned False")
         left = len(pool.environments())
-    after_init = [w - i for w, i in zip(walls, inits, strict=False)]
+    after_init = [walls[rid] - inits[rid] for rid in paired(walls, inits)]
     return {
-        "wall_ms": stats(walls),
-        "init_ms": stats(inits),
+        "wall_ms": stats(list(walls.values())),
+        "init_ms": stats(list(inits.values())),
         "after_init_p50_ms": pct(after_init, 50),
         "left": left,
         "problems": bad,
     }
+
+
+def paired(walls: dict[str, float], inits: dict[str, float]) -> list[str]:
+    """The request ids that have both a wall time and an Init Duration; every cold start must."""
+    if walls.keys() != inits.keys():
+        unmatched = sorted(walls.keys() ^ inits.keys())
+        raise RuntimeError(
+            f"cold starts and Init Durations do not pair up: {len(walls)} wall times, {len(inits)} "
+            f"Init Durations; unmatched request ids: {', '.join(unmatched[:5])}"
+        )
+    return list(walls)
 
 
 def bench_cold(args, R):

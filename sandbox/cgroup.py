@@ -26,6 +26,7 @@ The pool's own group caps the tasks of all its environments together
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -81,6 +82,23 @@ def owner_alive(name: str) -> bool:
     """Whether the process a ``<pid>-<start time>[-...]`` name was made by still runs."""
     pid, start, *_ = name.split("-") + [""]
     return pid.isdigit() and _process_start_time(int(pid)) == start
+
+
+def _vanished(exc: OSError) -> bool:
+    """Whether an error means the group was removed under us: by its owner, or another
+    pool clearing the same dead pool's leftovers. A path that is gone gives ENOENT; a
+    file opened just before its group was removed gives ENODEV."""
+    return exc.errno in (errno.ENOENT, errno.ENODEV)
+
+
+def _subfolders(path: Path) -> list[Path]:
+    """The folders in ``path``; none if it (or one of them) is removed while we look."""
+    try:
+        return [child for child in path.iterdir() if child.is_dir()]
+    except OSError as exc:
+        if _vanished(exc):
+            return []
+        raise
 
 
 def _write(path: Path, value: str) -> None:
@@ -345,8 +363,9 @@ class EnvironmentCgroup:
             for path in [self.function[UNIFIED]] + ([] if keep else [self.paths[UNIFIED]]):
                 try:
                     _write(path / "cgroup.kill", "1")
-                except FileNotFoundError:
-                    pass
+                except OSError as exc:
+                    if not _vanished(exc):
+                        raise
 
         def victims() -> list[int]:
             if keep:  # the runtime's tree only: the agent's fresh, idle pre-fork is not in it yet
@@ -364,14 +383,23 @@ class EnvironmentCgroup:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.01)
                 continue
-            frozen = self.freeze(timeout=0.5)  # nothing forks away while we take it
+            try:
+                frozen = self.freeze(timeout=0.5)  # nothing forks away while we take it
+            except OSError as exc:
+                if not _vanished(exc):
+                    raise
+                frozen = False  # the freezer's group is gone: so are its members
             for pid in victims():
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
             if frozen:
-                self.thaw()
+                try:
+                    self.thaw()
+                except OSError as exc:
+                    if not _vanished(exc):
+                        raise
             time.sleep(delay)  # killed tasks leave the group as they finish exiting
             delay = min(delay * 2, 0.01)
         return not victims()
@@ -382,10 +410,13 @@ class EnvironmentCgroup:
         self._fds.clear()
 
     def destroy(self) -> None:
+        """Kill every member and remove the folders; any of them may be removed by someone
+        else meanwhile (another pool clearing the same leftovers), which is no error."""
         try:
             self.thaw()
-        except FileNotFoundError:
-            pass
+        except OSError as exc:
+            if not _vanished(exc):
+                raise
         self.kill()
         self.close_fds()
         for path in reversed(self._groups()):
@@ -400,22 +431,21 @@ class EnvironmentCgroup:
 
 
 def clean_stale(hierarchies: tuple[str, ...] = CONTROLLERS + (UNIFIED,)) -> list[str]:
-    """Remove cgroups of pools whose process is gone; kill what is left in them."""
+    """Remove cgroups of pools whose process is gone; kill what is left in them.
+
+    Every pool does this as it starts, so others may be removing the same
+    folders at the same moment: anything listed may be gone when we use it.
+    Returns the ``<pool>/<environment>`` groups that were found stale.
+    """
     hierarchies = tuple(h for h in hierarchies if (ROOT / h).is_dir())
     removed = []
     stale: set[tuple[str, str]] = set()
     for h in hierarchies:
-        top = ROOT / h / TOP
-        if not top.is_dir():
-            continue
-        for pool_dir in top.iterdir():
-            if not pool_dir.is_dir():
-                continue
+        for pool_dir in _subfolders(ROOT / h / TOP):
             if owner_alive(pool_dir.name):
                 continue
-            for env_dir in pool_dir.iterdir():
-                if env_dir.is_dir():
-                    stale.add((pool_dir.name, env_dir.name))
+            for env_dir in _subfolders(pool_dir):
+                stale.add((pool_dir.name, env_dir.name))
     for pool, env in sorted(stale):
         group = EnvironmentCgroup(
             pool, env, tuple(h for h in hierarchies if (ROOT / h / TOP / pool / env).is_dir())
@@ -423,12 +453,10 @@ def clean_stale(hierarchies: tuple[str, ...] = CONTROLLERS + (UNIFIED,)) -> list
         group.destroy()
         removed.append(f"{pool}/{env}")
     for h in hierarchies:
-        top = ROOT / h / TOP
-        if top.is_dir():
-            for pool_dir in top.iterdir():
-                if pool_dir.is_dir() and not owner_alive(pool_dir.name):
-                    try:
-                        pool_dir.rmdir()
-                    except OSError:
-                        pass
+        for pool_dir in _subfolders(ROOT / h / TOP):
+            if not owner_alive(pool_dir.name):
+                try:
+                    pool_dir.rmdir()
+                except OSError:
+                    pass  # gone already, or another pool is still emptying it
     return removed

@@ -25,31 +25,36 @@ class _Context:
 _scan = _json.make_scanner(_Context())
 
 
+def _json_loads(data):
+    """The real ``json``, for what the fast path does not take: its result, or its own error."""
+    import json
+
+    return json.loads(data)
+
+
 def loads(data):
-    if isinstance(data, (bytes, bytearray)):
+    """``json.loads(data)``, through the C scanner when ``data`` is plain UTF-8 JSON."""
+    if isinstance(data, str):
+        text = data
+    elif isinstance(data, (bytes, bytearray)):
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            import json
-
-            return json.loads(data)
+            return _json_loads(data)
     else:
-        text = data
+        return _json_loads(data)  # json's TypeError, with its message
     start = 0
     while start < len(text) and text[start] in _WHITESPACE:
         start += 1
     try:
         value, end = _scan(text, start)
     except Exception:  # StopIteration, or an error the C scanner cannot raise without json.decoder
-        import json
-
-        return json.loads(text)  # raises, with json's own message
+        # ``data``, not ``text``: on bytes json detects a UTF-8 BOM, UTF-16 and UTF-32 itself
+        return _json_loads(data)
     while end < len(text) and text[end] in _WHITESPACE:
         end += 1
     if end != len(text):
-        import json
-
-        return json.loads(text)
+        return _json_loads(data)
     return value
 
 

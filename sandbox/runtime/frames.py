@@ -47,8 +47,8 @@ class FrameReader:
                 break
             try:
                 header = json.loads(bytes(self._buf[PREFIX.size : PREFIX.size + head_len]))
-            except ValueError as exc:
-                raise FrameError(f"frame header is not JSON: {exc}") from None
+            except Exception as exc:  # ValueError, RecursionError (deep nesting), whatever a decoder raises
+                raise FrameError(f"frame header is not JSON: {type(exc).__name__}: {exc}") from None
             if not isinstance(header, dict) or not isinstance(header.get("t"), str):
                 raise FrameError("frame header is not an object with a type")
             body = bytes(self._buf[PREFIX.size + head_len : end])

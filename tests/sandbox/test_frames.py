@@ -42,3 +42,27 @@ def test_an_oversized_frame_is_refused_before_its_body_arrives():
 def test_the_sender_refuses_to_build_an_oversized_frame():
     with pytest.raises(frames.FrameError):
         frames.encode({"t": "log"}, b"x" * (frames.MAX_BODY + 1))
+
+
+def nested_header(depth: int) -> bytes:
+    """A header object with a value nested ``depth`` arrays deep."""
+    return b'{"t":"log","x":' + b"[" * depth + b"]" * depth + b"}"
+
+
+def test_a_header_nested_100000_levels_deep_is_refused():
+    head = nested_header(100_000)
+    with pytest.raises(frames.FrameError):
+        frames.FrameReader().feed(struct.pack("!II", len(head), 0) + head)
+
+
+def test_a_header_nested_past_the_recursion_limit_within_the_size_bound_is_refused_as_a_frame_error():
+    head = nested_header(30_000)  # 60 KB: under MAX_HEADER, so the decoder itself must give up
+    assert len(head) <= frames.MAX_HEADER
+    with pytest.raises(frames.FrameError, match="not JSON"):
+        frames.FrameReader().feed(struct.pack("!II", len(head), 0) + head)
+
+
+def test_a_header_of_bytes_that_are_not_utf8_is_refused():
+    head = b'{"t":"\xff"}'
+    with pytest.raises(frames.FrameError, match="not JSON"):
+        frames.FrameReader().feed(struct.pack("!II", len(head), 0) + head)

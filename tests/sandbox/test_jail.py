@@ -178,7 +178,7 @@ def test_an_output_flood_is_truncated_and_contained(pool, make_spec):
 import sys
 def lambda_handler(event, context):
     line = "y" * 1023
-    for _ in range(10 * 1024):
+    for _ in range(event.get("lines", 10 * 1024)):
         print(line)
     return "done"
 """,
@@ -193,8 +193,11 @@ def lambda_handler(event, context):
         "[lambdalab] output truncated: the invocation wrote more than 256 KiB or 10,000 lines" in result.logs
     )
     assert result.logs[-1] == result.report
-    again = pool.invoke(spec)  # and the next call starts with a fresh budget
-    assert again.environment_id == result.environment_id and again.log_truncated
+    # the next call starts with a fresh budget: 100 KiB, all of it kept (a spent budget would keep none)
+    again = pool.invoke(spec, {"lines": 100})
+    assert again.environment_id == result.environment_id and again.json() == "done"
+    assert len([line for line in again.logs if line.startswith("y")]) == 100
+    assert not again.log_truncated
 
 
 def test_a_flood_of_empty_lines_is_bounded_by_count(pool, make_spec):

@@ -1,5 +1,6 @@
 """Warm reuse, independence of environments, and the events of each phase."""
 
+import math
 import threading
 
 STATEFUL = """
@@ -35,9 +36,64 @@ def test_cold_report_has_init_duration_and_warm_does_not(pool, make_spec):
     assert "Init Duration" not in warm.report and warm.init_duration_ms is None
     assert cold.report.startswith(f"REPORT RequestId: {cold.request_id}\tDuration: ")
     assert "\tMemory Size: 128 MB\tMax Memory Used: " in warm.report
-    assert warm.billed_duration_ms >= warm.duration_ms
-    # a cold start bills its Init too
-    assert cold.billed_duration_ms >= cold.init_duration_ms + cold.duration_ms
+
+
+def ceilings(total_ms: float, rounding_ms: float) -> set[int]:
+    """Whole milliseconds ``total_ms`` bills, given it was summed from values rounded by up to
+    ``rounding_ms`` in all: one value, unless the exact total lies within the rounding of a boundary."""
+    return {math.ceil(total_ms - rounding_ms), math.ceil(total_ms + rounding_ms)}
+
+
+def report_fields(line: str) -> dict[str, str]:
+    """A REPORT line's fields by name: ``{"Duration": "1.23 ms", ...}``."""
+    head, *fields = line.rstrip("\t").split("\t")
+    assert head.startswith("REPORT RequestId: ")
+    return dict(field.split(": ", 1) for field in fields)
+
+
+def reported_ms(fields: dict[str, str], name: str) -> float:
+    value, unit = fields[name].split(" ")
+    assert unit == "ms"
+    return float(value)
+
+
+def test_billed_duration_is_the_duration_and_any_init_rounded_up_to_the_millisecond(pool, make_spec):
+    spec = make_spec(
+        "import time\ndef lambda_handler(event, context):\n    time.sleep(event.get('s', 0))\n    return 1\n",
+        timeout_s=1,
+    )
+    cold = pool.invoke(spec, {"s": 0.0123})
+    warm = pool.invoke(spec, {"s": 0.0123})
+    assert cold.cold and not warm.cold and warm.environment_id == cold.environment_id
+    # InvokeResult keeps 3 decimals of the durations billing was computed from
+    assert cold.billed_duration_ms in ceilings(cold.duration_ms + cold.init_duration_ms, 0.001)
+    assert warm.billed_duration_ms in ceilings(warm.duration_ms, 0.0005)
+    assert warm.billed_duration_ms >= 13  # the handler slept 12.3 ms: the duration is real
+    # the REPORT line's own numbers (2 decimals) agree with each other and with the result
+    for result in (cold, warm):
+        fields = report_fields(result.report)
+        duration = reported_ms(fields, "Duration")
+        init = reported_ms(fields, "Init Duration") if result.cold else 0.0
+        assert abs(duration - result.duration_ms) <= 0.0051
+        assert fields["Billed Duration"] == f"{result.billed_duration_ms} ms"
+        assert result.billed_duration_ms in ceilings(duration + init, 0.01 if result.cold else 0.005)
+    assert abs(reported_ms(report_fields(cold.report), "Init Duration") - cold.init_duration_ms) <= 0.0051
+    assert "Init Duration" not in report_fields(warm.report)
+
+
+def test_a_warm_timeout_bills_exactly_the_timeout(pool, make_spec):
+    spec = make_spec(
+        "import time\ndef lambda_handler(event, context):\n    time.sleep(event.get('s', 0))\n    return 1\n",
+        timeout_s=1,
+    )
+    assert pool.invoke(spec).status == "success"
+    timed_out = pool.invoke(spec, {"s": 5})
+    assert timed_out.status == "timeout" and not timed_out.cold
+    assert timed_out.billed_duration_ms == 1000
+    fields = report_fields(timed_out.report)
+    assert fields["Billed Duration"] == "1000 ms"
+    assert fields["Status"] == "timeout"
+    assert reported_ms(fields, "Duration") >= 1000
 
 
 def test_two_concurrent_invokes_get_two_independent_environments(pool, make_spec):

@@ -44,28 +44,24 @@ def test_provisioned_environments_are_initialised_ahead_and_serve_warm(make_pool
 
 
 def test_a_call_over_the_bound_is_refused_with_a_clear_error(make_pool, make_spec):
-    pool = make_pool(max_environments=1)
+    from tests.conftest import Recorder
+
+    recorder = Recorder()
+    pool = make_pool(max_environments=1, on_event=recorder)
     slow = make_spec(
         "import time\ndef lambda_handler(event, context):\n    time.sleep(event['s'])\n    return 1\n"
     )
-    started = threading.Event()
     results = []
-
-    def occupy():
-        started.set()
-        results.append(pool.invoke(slow, {"s": 1.5}))
-
-    t = threading.Thread(target=occupy)
+    t = threading.Thread(target=lambda: results.append(pool.invoke(slow, {"s": 1.5})))
     t.start()
-    started.wait(5)
-    # wait until the first call holds the only slot
-    deadline = time.monotonic() + 10
-    while not pool.environments() and time.monotonic() < deadline:
-        t.join(0.01)
+    # the first call is in its handler: it holds the only slot for the next 1.5 s
+    (occupied,) = recorder.wait_count(1, "invoke.start", timeout=30)
     with pytest.raises(PoolCapacityError, match="busy"):
         pool.invoke(slow, {"s": 0})
     t.join(30)
     assert results[0].status == "success"
+    assert results[0].request_id == occupied["request_id"]
+    assert len(recorder.of("invoke.start")) == 1  # the refused call never started
 
 
 def test_at_the_bound_an_idle_environment_of_another_function_makes_room(make_pool, make_spec):
