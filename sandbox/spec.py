@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from .runtime import contract
+
 RUNTIMES = ("python3.11", "provided")
 DEFAULT_HANDLER = "lambda_function.lambda_handler"
 SOURCE_FILE = "lambda_function.py"
@@ -19,28 +21,11 @@ MAX_CODE_FILES = 20_000
 MAX_ENV_BYTES = 4096
 ENV_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]+$")
 FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-RESERVED_ENV = frozenset(
-    {
-        "_HANDLER",
-        "_X_AMZN_TRACE_ID",
-        "AWS_DEFAULT_REGION",
-        "AWS_REGION",
-        "AWS_EXECUTION_ENV",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_INITIALIZATION_TYPE",
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_ACCESS_KEY",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_LAMBDA_RUNTIME_API",
-        "LAMBDA_TASK_ROOT",
-        "LAMBDA_RUNTIME_DIR",
-    }
-)
+# Lambda's own variables (and the legacy AWS_ACCESS_KEY) cannot be set by a function, as in Lambda
+# (PATH, LANG, TZ and the library paths can).
+RESERVED_ENV = frozenset(contract.LAMBDA_VARIABLES) - {"PATH", "LANG", "TZ", "LD_LIBRARY_PATH", "PYTHONPATH"} | {
+    "AWS_ACCESS_KEY"
+}
 
 
 def _check_int(name: str, value, low: int, high: int) -> int:

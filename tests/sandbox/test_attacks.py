@@ -182,3 +182,13 @@ raise RuntimeError("init fails")
     assert int(stat["nr_throttled"]) > 0  # 0.15 s of CPU at 29% of a CPU: throttled
     retried = recorder.of("init.report", environment=env.id, phase="invoke")
     assert retried and retried[0]["duration_ms"] >= 300  # 0.15 s of CPU took over 0.3 s of wall
+
+
+def test_code_files_are_the_functions_own_not_shared_with_another_function(pool, make_spec):
+    """A link count, flock or inotify on /var/task tells an environment nothing of other functions."""
+    from sandbox import FunctionSpec
+
+    source = "import os\ndef lambda_handler(event, context):\n    return os.stat(__file__).st_nlink\n"
+    a = pool.invoke(FunctionSpec(source=source, function_name="tenant-a"))
+    b = pool.invoke(FunctionSpec(source=source, function_name="tenant-b"))  # the same code, another function
+    assert a.json() == 2 and b.json() == 2  # the function's code cache and this environment's /var/task
