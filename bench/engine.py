@@ -691,12 +691,19 @@ def invoke_pass(pool, spec, event, count, threads):
 
 def bench_many(args, R):
     count = args.many
-    header(f"5. {count} environments alive at once (provision in batches of {args.batch})")
     spec = FunctionSpec(source=HOLDING, timeout_s=30)
-    out = R["many"] = {"count": count, "problems": []}
-    problems = out["problems"]
     fds0, avail0 = len(os.listdir("/proc/self/fd")), mem_available_mib()
     pool = EnvironmentPool(max_environments=count + 8)
+    admitted = None
+    if pool._scratch is not None:
+        # Every /tmp is promised its full size on disk: no more environments than the disk admits.
+        admitted = pool._scratch.available_bytes() // (spec.tmp_mb * MiB) - len(pool._stem_cells) - 2
+        count = max(1, min(count, admitted))
+    header(f"5. {count} environments alive at once (provision in batches of {args.batch})")
+    if admitted is not None and count < args.many:
+        say(f"the disk admits {admitted} more {spec.tmp_mb} MB /tmp here: {count} environments, not {args.many}")
+    out = R["many"] = {"count": count, "problems": []}
+    problems = out["problems"]
     all_pids: list[int] = []
     try:
         t0, done = time.perf_counter(), 0

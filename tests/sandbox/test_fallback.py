@@ -46,3 +46,28 @@ def test_check_exits_non_zero_below_strong():
     assert done.returncode == 1
     assert any(line.startswith("memory") and " none " in line for line in done.stdout.splitlines())
     assert "isolation: none (below strong" in done.stdout
+
+
+def test_without_the_scratch_disk_tmp_is_a_tmpfs_and_check_says_so(make_pool, make_spec):
+    pool = make_pool(disable=["scratch"], stem_cells=1)
+    levels = {f.name: f.level for f in pool.isolation_report.features}
+    assert levels["tmp"] == "partial" and pool._scratch is None
+    spec = make_spec(
+        """
+import os
+def lambda_handler(event, context):
+    try:
+        with open("/tmp/fill", "wb") as f:
+            while True:
+                f.write(b"x" * (1 << 20))
+    except OSError as exc:
+        return [exc.errno, os.path.getsize("/tmp/fill") >> 20, os.statvfs("/tmp").f_blocks * os.statvfs("/tmp").f_frsize >> 20]
+""",
+        memory_mb=1024,
+        tmp_mb=600,  # not the stem cell's 512: a jail of its own
+        timeout_s=30,
+    )
+    result = pool.invoke(spec)
+    assert result.status == "success", result.payload
+    errno, written_mb, size_mb = result.json()
+    assert errno == 28 and 590 <= written_mb <= 600 and size_mb == 600  # a tmpfs: ENOSPC, df right
