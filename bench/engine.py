@@ -701,7 +701,9 @@ def bench_many(args, R):
         count = max(1, min(count, admitted))
     header(f"5. {count} environments alive at once (provision in batches of {args.batch})")
     if admitted is not None and count < args.many:
-        say(f"the disk admits {admitted} more {spec.tmp_mb} MB /tmp here: {count} environments, not {args.many}")
+        say(
+            f"the disk admits {admitted} more {spec.tmp_mb} MB /tmp here: {count} environments, not {args.many}"
+        )
     out = R["many"] = {"count": count, "problems": []}
     problems = out["problems"]
     all_pids: list[int] = []

@@ -23,9 +23,13 @@ ENV_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]+$")
 FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # Lambda's own variables (and the legacy AWS_ACCESS_KEY) cannot be set by a function, as in Lambda
 # (PATH, LANG, TZ and the library paths can).
-RESERVED_ENV = frozenset(contract.LAMBDA_VARIABLES) - {"PATH", "LANG", "TZ", "LD_LIBRARY_PATH", "PYTHONPATH"} | {
-    "AWS_ACCESS_KEY"
-}
+RESERVED_ENV = frozenset(contract.LAMBDA_VARIABLES) - {
+    "PATH",
+    "LANG",
+    "TZ",
+    "LD_LIBRARY_PATH",
+    "PYTHONPATH",
+} | {"AWS_ACCESS_KEY"}
 
 
 def _check_int(name: str, value, low: int, high: int) -> int:
