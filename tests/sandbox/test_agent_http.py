@@ -285,6 +285,15 @@ class AgentUnderTest(agent_mod.Agent):
         self.conns = {}
         self.parked = None
 
+    def serve(self, client: socket.socket, server: socket.socket) -> agent_mod.Connection:
+        """Take ``server`` as a runtime's connection, as ``on_accept`` would; both ends non-blocking."""
+        server.setblocking(False)
+        client.setblocking(False)
+        conn = agent_mod.Connection(server)
+        self.conns[server.fileno()] = conn
+        self.sel.register(server, agent_mod.EVENT_READ, conn)
+        return conn
+
     def pump(self) -> None:
         """One pass of the agent's loop, for connections only."""
         for key, mask in self.sel.select(0):
@@ -301,11 +310,7 @@ def test_the_agent_stops_reading_a_client_that_pipelines_without_reading_and_ans
     agent = AgentUnderTest()
     client, server = socket.socketpair()
     with client, server:
-        server.setblocking(False)
-        client.setblocking(False)
-        conn = agent_mod.Connection(server)
-        agent.conns[server.fileno()] = conn
-        agent.sel.register(server, agent_mod.EVENT_READ, conn)
+        conn = agent.serve(client, server)
         # Each request is answered 404 with its ~8 KB path echoed back: ~3.2 MB of answers in all.
         count = 400
         one = request("GET", "/" + "p" * 8000, headers={})
@@ -351,11 +356,7 @@ def test_requests_the_agent_held_back_are_answered_once_the_client_reads_with_no
     agent = AgentUnderTest()
     client, server = socket.socketpair()
     with client, server:
-        server.setblocking(False)
-        client.setblocking(False)
-        conn = agent_mod.Connection(server)
-        agent.conns[server.fileno()] = conn
-        agent.sel.register(server, agent_mod.EVENT_READ, conn)
+        conn = agent.serve(client, server)
         count = 300
         conn.feed(request("GET", "/" + "q" * 8000, headers={}) * count)  # all read already
         agent.parse(conn)
