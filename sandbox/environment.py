@@ -31,7 +31,7 @@ from . import events, report
 from .cgroup import EnvironmentCgroup
 from .channel import ControlChannel, EnvironmentLost
 from .logs import InvocationLog
-from .result import InvokeResult, Outcome, error_type_of, init_report_error_type, judge
+from .result import InitReason, InvokeResult, Outcome, error_type_of, init_report_error_type, judge
 from .runtime import contract
 from .scratch import ScratchDisk
 from .spec import FunctionSpec
@@ -85,9 +85,10 @@ class Isolation:
 class _Call:
     """One invocation's bookkeeping, so that however it ends, it ends once."""
 
-    def __init__(self, request_id: str, cold: bool) -> None:
+    def __init__(self, request_id: str, reason: InitReason | None) -> None:
         self.request_id = request_id
-        self.cold = cold
+        self.cold = reason is not None
+        self.reason = reason  # why it runs an Init: cold, or a re-init after a reset
         self.began = time.monotonic()
         self.t0 = self.began  # when the invoke phase began (after a cold start's Init)
         self.started = False  # invoke.start and START are out
@@ -131,10 +132,12 @@ class Environment:
         self.jail_built = False
         self.created = time.time()
         self.last_used = time.monotonic()
+        self.idle_timeout_s = 600.0  # the latest call's: not a setting Lambda restarts for
         self.invocations = 0
         self.frozen = False
         self.runtime_ready = False
         self.init_duration_ms: float | None = None
+        self.reset_reason: InitReason | None = None  # why the runtime is down, for the next call's re-init
         self.proc: subprocess.Popen | None = None
         self.channel: ControlChannel | None = None
         self.cgroup: EnvironmentCgroup | None = None
@@ -391,7 +394,9 @@ class Environment:
                     boost_until = None  # the boost is spent: the rest of Init counts against the quota
                     self._limit_cpu(True)
                     continue
-                self._kill_runtime("init timed out")
+                self._kill_runtime(
+                    "init timed out", InitReason("init_retry", "Init timed out before: retried")
+                )
                 return Outcome("timeout", init_failed=True)
             header, body = frame
             kind = header["t"]
@@ -404,11 +409,12 @@ class Environment:
                 return Outcome("ok")
             elif kind == "init.error":
                 outcome = Outcome("error", error_type_of(header, body), body, init_failed=True)
-                self._kill_runtime("init failed")  # the runtime exits after reporting; make sure of it
+                # the runtime exits after reporting; make sure of it
+                self._kill_runtime("init failed", InitReason("init_retry", "Init failed before: retried"))
                 return outcome
             elif kind == "exit":
                 outcome = self._exited(header, init_failed=True)
-                self._kill_runtime("runtime exited")
+                self._kill_runtime("runtime exited", _after_exit(outcome))
                 return outcome
 
     def _init_failed(self, phase: str, duration: float, status: str, outcome: Outcome) -> None:
@@ -422,18 +428,23 @@ class Environment:
     # -- Invoke --------------------------------------------------------------------
 
     def invoke(
-        self, payload: bytes, *, request_id: str, cold: bool, headers: dict | None = None
+        self,
+        payload: bytes,
+        *,
+        request_id: str,
+        cold_reason: InitReason | None = None,
+        headers: dict | None = None,
     ) -> InvokeResult:
         """One invocation, Init first on a cold start, START to REPORT; left frozen, or dead if lost.
 
         Never raises for what happens in the jail: a lost environment is a ``Sandbox.Failure``
         result (and the environment is torn down), with its invoke.end, END and REPORT.
         """
-        call = _Call(request_id, cold)
+        call = _Call(request_id, cold_reason)
         self._caller = threading.get_ident()
         self.invocations += 1
         try:
-            if cold:
+            if call.cold:
                 self.initialize()
             else:
                 self.log.begin(request_id)
@@ -463,6 +474,8 @@ class Environment:
         """Re-init if the runtime is down (after a reset or a failed Init), then the invocation."""
         deadline = call.t0 + self.spec.timeout_s
         if not self.runtime_ready:
+            if call.reason is None:
+                call.reason = self.reset_reason or InitReason("init_retry", "re-initialised")
             outcome = self._suppressed_init(call, deadline)
             if outcome is not None:
                 self._started(call)
@@ -487,7 +500,14 @@ class Environment:
 
     def _started(self, call: _Call) -> None:
         call.started = True
-        self.emit("invoke.start", request_id=call.request_id, cold=call.cold)
+        reason = call.reason
+        self.emit(
+            "invoke.start",
+            request_id=call.request_id,
+            cold=call.cold,
+            init_reason=reason.code if reason else None,
+            init_reason_text=reason.text if reason else None,
+        )
         self.log.platform(report.start_line(call.request_id))
 
     def _run_invoke(self, payload: bytes, request_id: str, deadline: float, headers: dict) -> Outcome:
@@ -506,7 +526,7 @@ class Environment:
         while True:
             frame = self.channel.receive(deadline)
             if frame is None:
-                self._kill_runtime("timeout")
+                self._kill_runtime("timeout", InitReason("reset_timeout", "re-initialised after a timeout"))
                 return Outcome("timeout")
             header, body = frame
             kind = header["t"]
@@ -521,7 +541,7 @@ class Environment:
             if kind == "exit":
                 outcome = self._exited(header)
                 # the runtime's children outlive it unless taken too: kill its whole tree
-                self._kill_runtime("runtime exited")
+                self._kill_runtime("runtime exited", _after_exit(outcome))
                 return outcome
 
     def _exited(self, header: dict, init_failed: bool = False) -> Outcome:
@@ -582,10 +602,15 @@ class Environment:
             function=spec.key,
             logs=list(self.log.lines),
             log_truncated=self.log.truncated,
+            init_reason=call.reason.code if call.reason else None,
+            init_reason_text=call.reason.text if call.reason else None,
         )
         call.ended = True
         self.emit("invoke.end", request_id=call.request_id, **result.event_fields())
         return result
+
+    def idle_seconds(self) -> float:
+        return time.monotonic() - self.last_used
 
     def _lose(self, call: _Call, why: str) -> InvokeResult:
         """The environment broke down under a call: end the call in the stream, then tear down."""
@@ -677,10 +702,14 @@ class Environment:
         if self.cgroup is not None:
             self.cgroup.limit_cpu(limited)
 
-    def _kill_runtime(self, reason: str) -> None:
-        """Kill the runtime and everything it started, from outside; the jail, agent and /tmp stay."""
+    def _kill_runtime(self, reason: str, next_init: InitReason) -> None:
+        """Kill the runtime and everything it started, from outside; the jail, agent and /tmp stay.
+
+        ``next_init`` is why the next call will run an Init in this environment.
+        """
         self._sample_memory()
         self.runtime_ready = False
+        self.reset_reason = next_init
         if self.cgroup is not None:
             # Unthrottled, so that a runtime which spent the quota cannot slow its own cleanup.
             self._limit_cpu(False)
@@ -756,6 +785,14 @@ class Environment:
                 self.channel.interrupt()
             else:
                 self.channel.close()
+
+
+def _after_exit(outcome: Outcome) -> InitReason:
+    if outcome.error_type == "Runtime.OutOfMemory":
+        return InitReason("reset_oom", "re-initialised after running out of memory")
+    if outcome.init_failed:
+        return InitReason("init_retry", "Init failed before: retried")
+    return InitReason("reset_crash", "re-initialised after the runtime exited")
 
 
 def placeholder_credentials() -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 from . import cgroup, jail
 from .environment import SHUTDOWN_GRACE_S, TEARDOWN_WAIT_S, Environment, Isolation, State
 from .isolation import disabled_from_env, probe
-from .result import InvokeResult
+from .result import InitReason, InvokeResult
 from .scratch import ScratchDisk, ScratchFullError
 from .spec import FunctionSpec
 
@@ -26,6 +26,7 @@ DEFAULT_MAX_ENVIRONMENTS = 256
 DEFAULT_STEM_CELLS = 2
 STEM_CELL_TMP_MB = 512  # Lambda's default /tmp: what nearly every function asks for
 MAX_EVENT_BYTES = 6 * 1024 * 1024
+MAX_REMEMBERED = 4096  # versions whose last environment's end the pool remembers
 CLOSE_WAIT_S = 30.0  # how long close() lets calls in flight finish before it tears them down
 
 
@@ -62,6 +63,7 @@ class EnvironmentPool:
         require: str = "partial",
         disable: Iterable[str] | None = None,
         max_tasks: int | None = None,
+        memory_budget_mb: int | None = None,
     ) -> None:
         if max_environments < 1:
             raise ValueError("max_environments must be at least 1")
@@ -69,6 +71,9 @@ class EnvironmentPool:
             raise ValueError("stem_cells must be between 0 and 64")
         self.on_event = on_event
         self.max_environments = max_environments
+        # The sum of Memory Size over this pool's environments may not pass it (None: no budget):
+        # a new one first shuts down idle ones, least recently used first, else the call is refused.
+        self.memory_budget_mb = memory_budget_mb
         # what to act as if missing: the argument, else LAMBDALAB_DISABLE (see isolation.DISABLEABLE)
         self.isolation_report = probe(frozenset(disable) if disable is not None else disabled_from_env())
         if require == "strong" and self.isolation_report.level != "strong":
@@ -107,6 +112,9 @@ class EnvironmentPool:
         self._idle: dict[str, list[Environment]] = {}
         self._all: dict[str, Environment] = {}
         self._starting = 0  # environments being built for a call, counted against the bound
+        self._starting_mb = 0  # their Memory Size, counted against the memory budget
+        self._gone: dict[str, tuple[str, float]] = {}  # key -> how its last environment ended
+        self._revisions: dict[str, str] = {}  # function id -> the key of its latest revision seen
         self._stem_cells: list[Environment] = []
         self._stem_target = min(stem_cells, max_environments)
         self._growing = 0
@@ -134,11 +142,17 @@ class EnvironmentPool:
         *,
         request_id: str | None = None,
         client_context: str | None = None,
+        prefer: str | None = None,
+        cold_reason: InitReason | None = None,
     ) -> InvokeResult:
         """Run one invocation and return its result (never raises for the function's own failures).
 
         ``event`` is JSON-encoded, or sent as is if bytes; no event is ``{}``, as
-        Lambda does for an empty payload.
+        Lambda does for an empty payload. ``prefer`` names the idle environment to
+        take if it still is (placement claimed it); ``cold_reason`` says why the call
+        is cold if it turns out so, when the caller knows better than this pool (a
+        placement across workers). The result's ``init_reason`` says why the call ran
+        an Init: a cold start, or a re-init after a reset.
         """
         if event is None:
             payload = b"{}"
@@ -149,12 +163,14 @@ class EnvironmentPool:
         if len(payload) > MAX_EVENT_BYTES:
             raise ValueError(f"event: {len(payload)} bytes is over the 6 MB request limit")
         request_id = request_id or str(uuid.uuid4())
-        env, cold = self._acquire(spec)
+        env, reason = self._acquire(spec, prefer)
+        if reason is not None and cold_reason is not None:
+            reason = cold_reason
         headers = {"client_context": client_context} if client_context else {}
         try:
             # Never raises for what happens in the jail: a lost environment ends the call as a
             # Sandbox.Failure (with its invoke.end, END and REPORT) and is torn down.
-            return env.invoke(bytes(payload), request_id=request_id, cold=cold, headers=headers)
+            return env.invoke(bytes(payload), request_id=request_id, cold_reason=reason, headers=headers)
         finally:
             self._release(env)
 
@@ -265,17 +281,26 @@ class EnvironmentPool:
 
     # -- placement ------------------------------------------------------------
 
-    def _acquire(self, spec: FunctionSpec) -> tuple[Environment, bool]:
+    def _acquire(
+        self, spec: FunctionSpec, prefer: str | None = None
+    ) -> tuple[Environment, InitReason | None]:
+        """An environment for the call: warm (reason None), or a new one and why it is cold."""
         victim = cell = None
+        victims: list[Environment] = []
         give_up = time.monotonic() + 15
         with self._lock:
             while True:
                 self._check_open()
                 idle = self._idle.get(spec.key)
                 if idle:
-                    env = idle.pop()  # most recently used: keeps the fewest environments warm
+                    env = next((e for e in idle if e.id == prefer), idle[-1])  # else the most recently
+                    idle.remove(env)  # used: keeps the fewest environments warm
+                    if not idle:
+                        del self._idle[spec.key]
+                    env.idle_timeout_s = spec.idle_timeout_s
                     env.transition(State.BUSY)
-                    return env, False
+                    self._note_revision(spec)
+                    return env, None
                 if self._stem_cells:
                     cell = self._stem_cells.pop()
                     self._grow_due.notify()  # the grower makes another
@@ -299,13 +324,29 @@ class EnvironmentPool:
                     f"all {self.max_environments} environments of this pool are busy; "
                     "retry later (Lambda would answer 429 TooManyRequestsException)"
                 )
-            self._starting += 1
+            reason = self._cold_reason(spec)
+            self._note_revision(spec)
+            refused = None
+            try:
+                victims = self._make_memory_room(spec.memory_mb, leaving=victim)
+            except PoolCapacityError as exc:
+                refused = exc
+                if cell is not None:  # the stem cell goes back: it was not used
+                    self._stem_cells.append(cell)
+                    cell = None
+            else:
+                self._starting += 1
+                self._starting_mb += spec.memory_mb
+        if refused is not None:
+            if victim is not None:  # already taken out for the bound: it goes anyway
+                self._retire(victim)
+            raise refused
         try:
-            if victim is not None and victim.spec is None:
-                self._drop_stem_cell(victim)
-            elif victim is not None:
-                victim.shutdown("capacity")
-                self._forget(victim)
+            for old in victims:
+                old.shutdown("capacity")
+                self._forget(old)
+            if victim is not None:
+                self._retire(victim)
             env = cell or self._new_environment(spec.tmp_mb)
             try:
                 env.assign(spec, self._code_dir(spec), "on-demand")
@@ -318,11 +359,80 @@ class EnvironmentPool:
         except BaseException:
             with self._lock:
                 self._starting -= 1
+                self._starting_mb -= spec.memory_mb
             raise
         with self._lock:
             self._starting -= 1
+            self._starting_mb -= spec.memory_mb
+            env.idle_timeout_s = spec.idle_timeout_s
             self._all[env.id] = env  # NEW until its Init starts in invoke
-        return env, True
+        return env, reason
+
+    def _retire(self, victim: Environment) -> None:
+        """Shut down what was taken out to make room: a stem cell, or an idle environment."""
+        if victim.spec is None:
+            self._drop_stem_cell(victim)
+        else:
+            victim.shutdown("capacity")
+            self._forget(victim)
+
+    def _cold_reason(self, spec: FunctionSpec) -> InitReason:
+        """Why a call of ``spec`` finds no idle environment here (under the lock)."""
+        live = sum(1 for env in self._all.values() if env.spec is not None and env.spec.key == spec.key)
+        if live:
+            words = (
+                "its only warm environment was busy"
+                if live == 1
+                else f"all {live} warm environments were busy"
+            )
+            return InitReason("busy", words)
+        gone = self._gone.get(spec.key)
+        if gone is not None:
+            why, idle_s = gone
+            return {
+                "idle": InitReason("evicted", f"the last environment was evicted after {idle_s:.0f} s idle"),
+                "capacity": InitReason("capacity", "the last environment was shut down to make room"),
+                "failure": InitReason("lost", "the last environment was lost"),
+            }.get(why, InitReason("shut_down", "the environments were shut down"))
+        if spec.function_id and self._revisions.get(spec.function_id, spec.key) != spec.key:
+            return InitReason("new_revision", "the code or a setting changed: a new revision")
+        return InitReason("first_call", "the first call")
+
+    def _note_revision(self, spec: FunctionSpec) -> None:
+        if spec.function_id:
+            self._revisions.pop(spec.function_id, None)  # re-inserted last: the oldest go first
+            self._revisions[spec.function_id] = spec.key
+            while len(self._revisions) > MAX_REMEMBERED:
+                del self._revisions[next(iter(self._revisions))]
+
+    def _make_memory_room(self, memory_mb: int, leaving: Environment | None = None) -> list[Environment]:
+        """Idle environments to shut down (least recently used first) so that one more of
+        ``memory_mb`` fits the pool's memory budget; refuse the call if they cannot make it fit
+        (under the lock; the victims are already taken out of the idle lists)."""
+        if self.memory_budget_mb is None:
+            return []
+        promised = self._starting_mb + sum(
+            e.spec.memory_mb for e in self._all.values() if e.spec is not None and e is not leaving
+        )
+        over = promised + memory_mb - self.memory_budget_mb
+        if over <= 0:
+            return []
+        idle = sorted((e for envs in self._idle.values() for e in envs), key=lambda e: e.last_used)
+        victims, freed = [], 0
+        for env in idle:
+            if freed >= over:
+                break
+            victims.append(env)
+            freed += env.spec.memory_mb
+        if freed < over:
+            raise PoolCapacityError(
+                f"no memory for another {memory_mb} MB environment: this worker's budget is "
+                f"{self.memory_budget_mb:,} MB and {promised:,} MB is held by environments in use; "
+                "retry later (Lambda would answer 429 TooManyRequestsException)"
+            )
+        for env in victims:
+            self._take_idle(env)
+        return victims
 
     def _release(self, env: Environment) -> None:
         with self._lock:
@@ -335,7 +445,7 @@ class EnvironmentPool:
                 self._idle.setdefault(env.spec.key, []).append(env)
                 if self._waiting_calls:
                     self._changed.notify_all()
-                if env.last_used + env.spec.idle_timeout_s < self._janitor_wakes_at:
+                if env.last_used + env.idle_timeout_s < self._janitor_wakes_at:
                     self._evict_due.notify()  # due before the janitor's next look
                 return
         if env.state == State.SHUTTING_DOWN:
@@ -403,6 +513,10 @@ class EnvironmentPool:
         with self._lock:
             if self._all.pop(env.id, None) is not None:
                 self._uids.release(env.uid)
+                if env.spec is not None:  # why the next cold call of its version finds none
+                    self._gone[env.spec.key] = (env.shutdown_reason or "failure", env.idle_seconds())
+                    while len(self._gone) > MAX_REMEMBERED:
+                        del self._gone[next(iter(self._gone))]
             self._take_idle(env)
             self._changed.notify_all()
             self._grow_due.notify()
@@ -464,7 +578,7 @@ class EnvironmentPool:
                     for env in envs:
                         if env.provisioned:
                             continue
-                        at = env.last_used + env.spec.idle_timeout_s
+                        at = env.last_used + env.idle_timeout_s
                         if at <= now:
                             due.append(env)
                         else:

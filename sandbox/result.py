@@ -15,6 +15,16 @@ from . import report
 from .runtime.contract import MAX_PAYLOAD
 
 
+@dataclass(frozen=True)
+class InitReason:
+    """Why a call ran an Init: a cold start (``first_call``, ``busy``, ``evicted``, ``new_revision``,
+    ``lost``, ``capacity``, ``shut_down``) or a re-init in a warm environment (``reset_timeout``,
+    ``reset_crash``, ``reset_oom``, ``init_retry``), and the same in plain words for a page."""
+
+    code: str
+    text: str
+
+
 @dataclass
 class InvokeResult:
     request_id: str
@@ -31,6 +41,8 @@ class InvokeResult:
     function: str = ""
     logs: list[str] = field(default_factory=list)
     log_truncated: bool = False
+    init_reason: str | None = None  # InitReason.code: why this call ran an Init, if it did
+    init_reason_text: str | None = None
 
     def to_dict(self) -> dict:
         data = {name: getattr(self, name) for name in RESULT_FIELDS}

@@ -46,7 +46,15 @@ class FunctionSpec:
 
     Build it from a source string (the file becomes ``lambda_function.py``) or
     from a code folder; ``FunctionSpec.from_path`` takes either a ``.py`` file
-    or a folder. Specs with equal content share warm environments.
+    or a folder.
+
+    ``key`` names the version: warm environments are shared only by calls of the
+    same key. It covers the code, every setting Lambda restarts an environment
+    for, and the function's identity (``function_id``, ``revision``): two
+    owners' functions with the same code never share an environment, and a
+    new revision never wakes an old one, even with the code reverted. The idle
+    eviction is not part of it (not a setting Lambda restarts for): calls of
+    one key may each bring their own.
     """
 
     source: str | None = None
@@ -60,6 +68,8 @@ class FunctionSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     runtime: str = "python3.11"
     function_name: str = "lambdalab-function"
+    function_id: str = ""  # who the function is (the lab's function id): part of the key
+    revision: str = ""  # its immutable revision: part of the key
     code_sha256: str = field(init=False)
     key: str = field(init=False)
 
@@ -104,6 +114,10 @@ class FunctionSpec:
             code_hash = _hash_tree(Path(self.code_dir))
             object.__setattr__(self, "code_dir", str(Path(self.code_dir).resolve()))
         object.__setattr__(self, "code_sha256", code_hash)
+        for name in ("function_id", "revision"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or len(value) > 128:
+                raise ValueError(f"{name} must be a string of at most 128 characters")
         identity = repr(
             (
                 code_hash,
@@ -111,10 +125,11 @@ class FunctionSpec:
                 self.memory_mb,
                 self.timeout_s,
                 self.tmp_mb,
-                float(self.idle_timeout_s),
                 sorted(env.items()),
                 self.runtime,
                 self.function_name,
+                self.function_id,
+                self.revision,
             )
         )
         object.__setattr__(self, "key", hashlib.sha256(identity.encode()).hexdigest()[:24])
