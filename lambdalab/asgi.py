@@ -1,10 +1,21 @@
-"""ASGI entry point: HTTP through Django; WebSockets join in the lab issue."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels (session auth, origin checked)."""
 
 import os
 
-from channels.routing import ProtocolTypeRouter
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lambdalab.settings")
+django_asgi_app = get_asgi_application()  # before anything imports models
 
-application = ProtocolTypeRouter({"http": get_asgi_application()})
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from lambdalab.lab.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)

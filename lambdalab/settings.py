@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "lambdalab.lab",
 ]
 
 MIDDLEWARE = [
@@ -67,6 +68,18 @@ DATABASES = {
         conn_max_age=envint("DB_CONN_MAX_AGE", "0"),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web and worker threads write at once: WAL lets readers go on, IMMEDIATE avoids lock upgrades
+    # that fail, and the timeout waits out a writer rather than failing at once.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    # Tests share their database with Celery workers in other processes: a file, not memory.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.getenv("TEST_DATABASE_PATH", str(BASE_DIR / "test-db.sqlite3"))
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
@@ -77,6 +90,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = DEBUG  # serve static/ straight from the tree in development
+WHITENOISE_AUTOREFRESH = DEBUG
 
 REDIS_URL = os.getenv("REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -90,8 +105,27 @@ CHANNEL_LAYERS = {
 CELERY_BROKER_URL = os.getenv("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = os.getenv("CELERY_RESULT_BACKEND", REDIS_URL)
 CELERY_WORKER_POOL = "threads"
+CELERY_WORKER_CONCURRENCY = envint("CELERY_WORKER_CONCURRENCY", "32")  # threads: each waits on a jail
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_ACKS_LATE = False
+CELERY_TASK_ACKS_LATE = False  # user code is not idempotent: an invocation is never run twice
+CELERY_TASK_DEFAULT_QUEUE = "lab"  # the shared queue; each worker also has its own (lab.w.<name>)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-# The engine: how many environments one worker process may hold.
+# The engine: how many environments one worker process may hold, and its share of the host's RAM
+# for Memory Size promises (0: the host's RAM less a reserve, over the workers per host).
 LAMBDALAB_MAX_ENVIRONMENTS = envint("LAMBDALAB_MAX_ENVIRONMENTS", "256")
+LAMBDALAB_STEM_CELLS = envint("LAMBDALAB_STEM_CELLS", "2")
+LAMBDALAB_MEMORY_BUDGET_MB = envint("LAMBDALAB_MEMORY_BUDGET_MB", "0")
+LAMBDALAB_HOST_RESERVE_MB = envint("LAMBDALAB_HOST_RESERVE_MB", "2048")
+LAMBDALAB_WORKERS_PER_HOST = envint("LAMBDALAB_WORKERS_PER_HOST", "1")
+
+# The lab's bounds
+LAB_MAX_CODE_BYTES = envint("LAB_MAX_CODE_BYTES", str(512 * 1024))
+LAB_MAX_BURST = envint("LAB_MAX_BURST", "20")  # invocations at once, or in a row, per request
+LAB_INVOCATIONS_PER_MINUTE = envint("LAB_INVOCATIONS_PER_MINUTE", "300")  # per owner and per address
+LAB_DEFAULT_IDLE_S = float(os.getenv("LAB_DEFAULT_IDLE_S", "600"))
+LAB_ANONYMOUS_RETENTION_DAYS = envint("LAB_ANONYMOUS_RETENTION_DAYS", "7")
+
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"

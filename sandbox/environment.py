@@ -624,7 +624,7 @@ class Environment:
                 self._started(call)
             result = self._finish(call, Outcome("lost", detail=why[:300]))
         self.destroy()
-        self.emit("shutdown", reason="failure", detail=why[:200])
+        self.emit("shutdown", reason="failure", detail=why[:200], idle_s=0.0)
         return result
 
     # -- memory ------------------------------------------------------------------
@@ -749,8 +749,9 @@ class Environment:
                 self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
+        idle_s = round(self.idle_seconds(), 1)
         self.destroy()
-        self.emit("shutdown", reason=self.shutdown_reason or "request")
+        self.emit("shutdown", reason=self.shutdown_reason or "request", idle_s=idle_s)
 
     def shutdown(self, reason: str) -> None:
         self.begin_shutdown(reason)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
+import os
 
-import pytest
+# The tests' own Redis database (the lab's live state, the Celery broker, the channel layer), set
+# before Django reads its settings: a developer's running lab on database 0 is left alone.
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
 
-from sandbox import EnvironmentPool, FunctionSpec
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import pytest  # noqa: E402
+
+from sandbox import EnvironmentPool, FunctionSpec  # noqa: E402
 
 
 class Recorder:

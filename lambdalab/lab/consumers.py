@@ -1,0 +1,106 @@
+"""The WebSocket a page follows its function on: ``/ws/functions/<id>/events?after=<seq>``.
+
+Events come from the function's stream in Redis (``stream.py``), read from
+the last sequence number the page saw: a reconnect gets exactly what it
+missed, in order, or a snapshot (invocations and live environments) when
+that is older than what is kept. Reading the stream (a blocking XREAD on a
+connection of its own) rather than the channel layer: the layer is
+at-most-once and drops to a full channel silently, the stream neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import redis.asyncio as aioredis
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from . import rds, selectors, stream
+
+log = logging.getLogger(__name__)
+
+BLOCK_MS = 15_000
+BATCH = 500
+
+
+class FunctionEventsConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        self.function_id = str(self.scope["url_route"]["kwargs"]["function_id"])
+        session = self.scope.get("session")
+        function = await database_sync_to_async(selectors.function_for)(
+            user=self.scope["user"],
+            session_key=session.session_key if session else None,
+            function_id=self.function_id,
+        )
+        if function is None:
+            await self.close(code=4404)
+            return
+        self.function = function
+        try:
+            after = int(_query(self.scope).get("after", "0"))
+        except ValueError:
+            after = 0
+        await self.accept()
+        self.redis = aioredis.from_url(settings.REDIS_URL)
+        self.pump = asyncio.create_task(self._pump(after))
+
+    async def disconnect(self, code):
+        pump = getattr(self, "pump", None)
+        if pump is not None:
+            pump.cancel()
+            try:
+                await pump
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing anyway
+                pass
+        client = getattr(self, "redis", None)
+        if client is not None:
+            await client.aclose()
+
+    async def receive(self, text_data=None, bytes_data=None):
+        pass  # the page only listens; it resumes by reconnecting with ?after=
+
+    async def _pump(self, after: int) -> None:
+        key = rds.key("ev", self.function_id)
+        oldest = await self.redis.xrange(key, count=1)
+        if oldest and after < int(oldest[0][0].split(b"-")[0]) - 1 and after > 0:
+            after = await self._snapshot()  # what it missed is no longer kept
+        elif not oldest and after > 0 and after < await _last_seq(self.redis, self.function_id):
+            after = await self._snapshot()
+        cursor = f"{after}-0"
+        while True:
+            found = await self.redis.xread({key: cursor}, count=BATCH, block=BLOCK_MS)
+            if not found:
+                await self.send(text_data=json.dumps({"type": "ping"}))
+                continue
+            entries = found[0][1]
+            cursor = entries[-1][0].decode()
+            events = [json.loads(fields[b"e"]) for _, fields in entries]
+            await self.send(text_data=json.dumps({"type": "events", "events": events}))
+
+    async def _snapshot(self) -> int:
+        seq = await _last_seq(self.redis, self.function_id)
+        invocations = await database_sync_to_async(selectors.invocations_of)(
+            function=self.function, limit=200
+        )
+        environments = await database_sync_to_async(stream.environments)(self.function_id)
+        await self.send(
+            text_data=json.dumps(
+                {"type": "snapshot", "seq": seq, "invocations": invocations, "environments": environments}
+            )
+        )
+        return seq
+
+
+async def _last_seq(client, function_id: str) -> int:
+    value = await client.get(rds.key("seq", function_id))
+    return int(value) if value else 0
+
+
+def _query(scope) -> dict:
+    from urllib.parse import parse_qs
+
+    return {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}

@@ -1,0 +1,460 @@
+"""The lab's writes: functions and revisions, asking for invocations, running them on a worker.
+
+Views, the consumer and tasks stay thin and call these (HackSoft's styleguide:
+``<entity>_<action>`` with keyword-only arguments).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from sandbox import FunctionSpec, PoolError
+from sandbox.result import InitReason, InvokeResult
+
+from . import placement, rds, stream
+from .models import REVISION_FIELDS, Function, FunctionVersion, Invocation
+
+log = logging.getLogger(__name__)
+
+MAX_EVENT_BYTES = 6 * 1024 * 1024  # Lambda's synchronous request limit
+MODES = ("once", "series", "burst")
+
+STARTER_CODE = """import os
+import time
+import uuid
+
+# Module-level code runs once per execution environment, during Init.
+INSTANCE_ID = uuid.uuid4().hex[:8]
+STARTED = time.time()
+calls = 0
+
+
+def lambda_handler(event, context):
+    global calls
+    calls += 1  # survives between warm invocations of the same environment
+    print(f"instance {INSTANCE_ID}: call {calls} in this environment")
+    return {
+        "instance": INSTANCE_ID,
+        "calls_in_this_environment": calls,
+        "environment_age_s": round(time.time() - STARTED, 3),
+        "request_id": context.aws_request_id,
+        "tmp_files": sorted(os.listdir("/tmp")),
+    }
+"""
+
+
+class LabError(Exception):
+    """A request the lab refuses: ``field`` (or None) and the reason, for the page and the API."""
+
+    status = 400
+
+    def __init__(
+        self, message: str, *, field: str | None = None, code: str = "InvalidParameterValueException"
+    ):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.code = code
+
+
+class Throttled(LabError):
+    status = 429
+
+
+# -- validation ----------------------------------------------------------------------------
+
+LIMITS = {
+    "memory_mb": (128, 10240),
+    "timeout_s": (1, 900),
+    "tmp_mb": (512, 10240),
+}
+NAMES = {"memory_mb": "Memory", "timeout_s": "Timeout", "tmp_mb": "Ephemeral storage (/tmp)"}
+UNITS = {"memory_mb": "MB", "timeout_s": "seconds", "tmp_mb": "MB"}
+
+
+def _clean(values: dict) -> dict:
+    """Check what a function update carries, field by field, with Lambda's ranges and words."""
+    out = {}
+    for name, (low, high) in LIMITS.items():
+        if name in values:
+            value = values[name]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise LabError(f"{NAMES[name]} must be a whole number of {UNITS[name]}", field=name)
+            if not low <= value <= high:
+                raise LabError(
+                    f"{NAMES[name]} must be between {low:,} and {high:,} {UNITS[name]}", field=name
+                )
+            out[name] = value
+    if "idle_timeout_s" in values:
+        value = values["idle_timeout_s"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 4 * 3600:
+            raise LabError("Idle eviction must be between 1 and 14,400 seconds", field="idle_timeout_s")
+        out["idle_timeout_s"] = float(value)
+    if "code" in values:
+        code = values["code"]
+        if not isinstance(code, str):
+            raise LabError("Code must be text", field="code")
+        if len(code.encode()) > settings.LAB_MAX_CODE_BYTES:
+            raise LabError(f"Code is over {settings.LAB_MAX_CODE_BYTES // 1024:,} KB", field="code")
+        out["code"] = code
+    if "handler" in values:
+        handler = values["handler"]
+        if not isinstance(handler, str) or "." not in handler or not 3 <= len(handler) <= 128:
+            raise LabError(
+                "Handler must look like file.function, e.g. lambda_function.lambda_handler", field="handler"
+            )
+        out["handler"] = handler
+    if "environment" in values:
+        env = values["environment"]
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise LabError("Environment variables must be names and text values", field="environment")
+        out["environment"] = env
+    if "name" in values:
+        name = values["name"]
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64:
+            raise LabError("Name must be 1 to 64 characters", field="name")
+        out["name"] = name.strip()
+    if "event" in values:
+        out["event"] = event_text(values["event"])
+    return out
+
+
+def event_text(event) -> str:
+    """The event as JSON text, checked as Lambda checks a request body."""
+    text = event if isinstance(event, str) else json.dumps(event)
+    if len(text.encode()) > MAX_EVENT_BYTES:
+        raise LabError(
+            f"Event is {len(text.encode()):,} bytes: over the 6 MB (6,291,456 bytes) request limit",
+            field="event",
+            code="RequestTooLargeException",
+        )
+    try:
+        json.loads(text or "{}")
+    except ValueError as exc:
+        raise LabError(
+            f"Could not parse request body into json: {exc}",
+            field="event",
+            code="InvalidRequestContentException",
+        ) from None
+    return text or "{}"
+
+
+def _check_spec(version_values: dict) -> None:
+    """The engine's own checks (environment variable names, reserved ones, the 4 KB total)."""
+    try:
+        FunctionSpec(
+            source=version_values["code"],
+            handler=version_values["handler"],
+            memory_mb=version_values["memory_mb"],
+            timeout_s=version_values["timeout_s"],
+            tmp_mb=version_values["tmp_mb"],
+            environment=version_values["environment"],
+        )
+    except ValueError as exc:
+        message = str(exc)
+        field = "environment" if message.startswith("environment") else None
+        raise LabError(message[0].upper() + message[1:], field=field) from None
+
+
+# -- functions ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def function_create(*, owner=None, session_key: str = "", name: str = "my-function", **values) -> Function:
+    cleaned = _clean({"name": name, **values})
+    function = Function.objects.create(
+        owner=owner if owner is not None and owner.is_authenticated else None,
+        session_key="" if owner is not None and owner.is_authenticated else session_key,
+        name=cleaned.pop("name"),
+        event=cleaned.pop("event", '{\n  "key1": "value1",\n  "key2": "value2"\n}'),
+        idle_timeout_s=cleaned.pop("idle_timeout_s", settings.LAB_DEFAULT_IDLE_S),
+    )
+    version_values = {
+        "code": STARTER_CODE,
+        "handler": "lambda_function.lambda_handler",
+        "memory_mb": 128,
+        "timeout_s": 3,
+        "tmp_mb": 512,
+        "environment": {},
+    } | cleaned
+    _check_spec(version_values)
+    function.latest = FunctionVersion.objects.create(function=function, number=1, **version_values)
+    function.save(update_fields=["latest"])
+    return function
+
+
+@dataclass
+class Update:
+    function: Function
+    new_revision: bool
+    changed: list[str]  # the restart settings that changed: why the next call will be cold
+
+
+@transaction.atomic
+def function_update(*, function: Function, **values) -> Update:
+    """A new immutable revision if a setting Lambda restarts for changed; else the same one."""
+    cleaned = _clean(values)
+    function = Function.objects.select_for_update().get(pk=function.pk)
+    latest = function.latest
+    for name in ("name", "event", "idle_timeout_s"):
+        if name in cleaned:
+            setattr(function, name, cleaned.pop(name))
+    current = {name: getattr(latest, name) for name in REVISION_FIELDS}
+    wanted = current | cleaned
+    changed = [name for name in REVISION_FIELDS if wanted[name] != current[name]]
+    if changed:
+        _check_spec(wanted)
+        function.latest = FunctionVersion.objects.create(
+            function=function, number=latest.number + 1, **wanted
+        )
+    function.save()
+    return Update(function, bool(changed), changed)
+
+
+def function_delete(*, function: Function) -> None:
+    environments_shutdown(function=function)
+    function.delete()
+
+
+def functions_adopt(*, user, session_key: str) -> int:
+    """What someone made anonymously moves into their account when they sign up or log in."""
+    if not session_key or not user.is_authenticated:
+        return 0
+    return Function.objects.filter(owner=None, session_key=session_key).update(owner=user, session_key="")
+
+
+# -- invoking ---------------------------------------------------------------------------------
+
+
+def _throttle(*, function: Function, owner_tag: str, address: str, count: int) -> None:
+    """Invocations per minute, per owner and per address; a burst's size; live environments."""
+    if count > settings.LAB_MAX_BURST:
+        raise LabError(f"At most {settings.LAB_MAX_BURST} invocations at once or in a row", field="count")
+    r = rds.client()
+    minute = int(time.time() // 60)
+    with r.pipeline() as pipe:
+        for tag in (f"o:{owner_tag}", f"a:{address}"):
+            pipe.incrby(rds.key("rate", tag, minute), count)
+            pipe.expire(rds.key("rate", tag, minute), 120)
+        used = pipe.execute()
+    if max(used[0], used[2]) > settings.LAB_INVOCATIONS_PER_MINUTE:
+        raise Throttled(
+            f"Rate exceeded: at most {settings.LAB_INVOCATIONS_PER_MINUTE} invocations per minute; "
+            "try again in a minute",
+            code="TooManyRequestsException",
+        )
+
+
+def invocation_request(
+    *, function: Function, mode: str = "once", count: int = 1, event=None, owner_tag: str, address: str
+) -> tuple[uuid.UUID, list[str]]:
+    """Ask for ``count`` invocations (``once``, ``series``: in a row, ``burst``: at once); their ids.
+
+    Rows are written now (queued); placement and the tasks follow the commit.
+    """
+    if mode not in MODES:
+        raise LabError(f"Mode must be one of {', '.join(MODES)}", field="mode")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise LabError("Count must be a whole number from 1", field="count")
+    if mode == "once":
+        count = 1
+    text = event_text(event) if event is not None else function.event
+    _throttle(function=function, owner_tag=owner_tag, address=address, count=count)
+    version = function.latest
+    batch = uuid.uuid4()
+    rows = [
+        Invocation(function=function, version=version, batch=batch, mode=mode, position=i + 1)
+        for i in range(count)
+    ]
+    Invocation.objects.bulk_create(rows)
+    ids = [str(row.request_id) for row in rows]
+    spec = version.spec(idle_timeout_s=function.idle_timeout_s)
+    groups = [ids] if mode == "series" else [[rid] for rid in ids]
+    transaction.on_commit(lambda: _dispatch(str(function.pk), spec.key, groups, text))
+    return batch, ids
+
+
+def _dispatch(function_id: str, key: str, groups: list[list[str]], event: str) -> None:
+    from .tasks import invoke
+
+    for request_ids in groups:
+        where = placement.claim(function_id, key)
+        options = {"queue": where.queue}
+        if where.environment is not None:
+            options["expires"] = placement.OWN_QUEUE_EXPIRES_S
+        invoke.apply_async(
+            (request_ids, event, where.environment, where.reason, where.reason_text), **options
+        )
+
+
+def invocations_run(
+    *, request_ids: list[str], event: str, prefer: str | None, reason: str | None, reason_text: str | None
+) -> None:
+    """On a worker: run the calls (in a row, in this order), each written once when it ends."""
+    from .worker import runtime
+
+    rt = runtime()
+    rows = {
+        str(row.request_id): row
+        for row in Invocation.objects.select_related("version", "function").filter(request_id__in=request_ids)
+    }
+    cold_reason = InitReason(reason, reason_text) if reason else None
+    for request_id in request_ids:
+        row = rows.get(request_id)
+        if row is None:
+            continue  # deleted with its function meanwhile
+        spec = row.version.spec(idle_timeout_s=row.function.idle_timeout_s)
+        rt.know(spec.key, str(row.function_id), str(row.version.number))
+        placement.start_call(rt.worker, request_id, str(row.function_id))
+        try:
+            result = rt.pool.invoke(
+                spec, event.encode(), request_id=request_id, prefer=prefer, cold_reason=cold_reason
+            )
+            _record(row, result, rt.worker)
+        except PoolError as exc:
+            _refuse(row, str(exc), rt)
+        finally:
+            placement.end_call(rt.worker, request_id)
+        prefer, cold_reason = None, None  # the next of a series finds its environment warm
+
+
+def _record(row: Invocation, result: InvokeResult, worker: str) -> None:
+    Invocation.objects.filter(pk=row.pk).update(
+        status=result.status,
+        cold=result.cold,
+        init_reason=result.init_reason or "",
+        init_reason_text=result.init_reason_text or "",
+        environment_id=result.environment_id,
+        error_type=result.error_type or "",
+        duration_ms=result.duration_ms,
+        billed_duration_ms=result.billed_duration_ms,
+        max_memory_used_mb=result.max_memory_used_mb,
+        init_duration_ms=result.init_duration_ms,
+        response=result.payload,
+        report=result.report,
+        logs="\n".join(result.logs),
+        log_truncated=result.log_truncated,
+        worker=worker,
+        ended=timezone.now(),
+    )
+
+
+def _refuse(row: Invocation, why: str, rt) -> None:
+    """The worker had no room for the call (Lambda's 429): it ends, in the stream too."""
+    body = json.dumps({"errorType": "TooManyRequestsException", "errorMessage": why}).encode()
+    Invocation.objects.filter(pk=row.pk).update(
+        status=Invocation.Status.REFUSED,
+        error_type="TooManyRequestsException",
+        response=body,
+        worker=rt.worker,
+        ended=timezone.now(),
+    )
+    _publish_end(
+        rt.publisher, str(row.function_id), str(row.request_id), "refused", "TooManyRequestsException", why
+    )
+
+
+def _publish_end(
+    publisher, function_id: str, request_id: str, status: str, error_type: str, why: str
+) -> None:
+    """An invoke.end for a call the engine never ran (refused) or lost with its worker."""
+    publisher.submit(
+        {
+            "type": "invoke.end",
+            "time": int(time.time() * 1000),
+            "function": "",
+            "function_name": "",
+            "environment": "",
+            "request_id": request_id,
+            "function_id": function_id,
+            "revision": "",
+            "status": status,
+            "error_type": error_type,
+            "payload": json.dumps({"errorType": error_type, "errorMessage": why}),
+            "cold": None,
+            "duration_ms": 0.0,
+            "billed_duration_ms": 0,
+            "max_memory_used_mb": 0,
+            "init_duration_ms": None,
+            "report": "",
+            "log_truncated": False,
+            "init_reason": None,
+            "init_reason_text": None,
+        }
+    )
+
+
+def reap_dead_workers(publisher) -> None:
+    """Clear workers that stopped heartbeating: their environments and their calls in flight."""
+    for worker in placement.dead_workers():
+        taken = placement.take_dead_worker(worker)
+        if taken is None:
+            continue
+        envs, inflight = taken
+        now = int(time.time() * 1000)
+        for function_id, key, env in envs:
+            publisher.submit(
+                {
+                    "type": "shutdown",
+                    "time": now,
+                    "function": key,
+                    "function_name": "",
+                    "environment": env,
+                    "request_id": None,
+                    "function_id": function_id,
+                    "revision": "",
+                    "reason": "failure",
+                    "detail": f"worker {worker} stopped",
+                    "idle_s": 0,
+                }
+            )
+        why = f"the worker running this call ({worker}) stopped"
+        for request_id, function_id in inflight.items():
+            updated = Invocation.objects.filter(pk=request_id, status=Invocation.Status.QUEUED).update(
+                status=Invocation.Status.FAILURE,
+                error_type="Sandbox.Failure",
+                response=json.dumps({"errorType": "Sandbox.Failure", "errorMessage": why}).encode(),
+                worker=worker,
+                ended=timezone.now(),
+            )
+            if updated:
+                _publish_end(publisher, function_id, request_id, "failure", "Sandbox.Failure", why)
+        log.warning("worker %s stopped: cleared %d environments, %d calls", worker, len(envs), len(inflight))
+
+
+# -- environments -----------------------------------------------------------------------------
+
+
+def environments_shutdown(*, function: Function) -> int:
+    """Shut down every environment of the function now, on whichever workers hold them."""
+    from .tasks import shutdown_environments
+
+    workers = {env["worker"] for env in stream.environments(str(function.pk))}
+    for worker in workers:
+        shutdown_environments.apply_async(
+            (str(function.pk),), queue=placement.worker_queue(worker), expires=30
+        )
+    return len(workers)
+
+
+def environments_shutdown_here(*, function_id: str) -> int:
+    """On a worker: shut down this worker's environments of the function (idle ones now)."""
+    from .worker import runtime
+
+    rt = runtime()
+    keys = {key for key, ids in rt.known_versions().items() if ids[0] == function_id}
+    done = 0
+    for env in rt.pool.environments():
+        if env["function"] in keys and rt.pool.shutdown_environment(env["id"], reason="request"):
+            done += 1
+    return done

@@ -1,0 +1,155 @@
+"""One publisher of lifecycle events: a per-function sequence number, a bounded stream, live state.
+
+Every event a worker's engine emits goes through ``Publisher``: batched on a
+thread of its own, and written by one Lua script per batch, which gives each
+event the next number of its function's counter (one counter, so a burst that
+spans workers still orders), appends it to the function's stream (trimmed to
+``STREAM_KEEP`` entries) and keeps the registry of live environments in step
+(see ``placement.py``). Readers (the WebSocket consumer) read the stream from
+the last number they saw, so a page that reconnects gets what it missed,
+exactly once, or a snapshot when that is older than what is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+
+from . import rds
+
+log = logging.getLogger(__name__)
+
+STREAM_KEEP = 5000  # events kept per function for a page that reconnects
+PREVIEW_BYTES = 1024  # of a response, in invoke.end; the API gives it in full
+MAX_BATCH = 200
+QUEUE_BOUND = 100_000  # events waiting to be written; past it a worker is far behind Redis
+
+# KEYS: none (single Redis; keys are built from the events). ARGV[1]: worker, ARGV[2]: keep,
+# ARGV[3..]: events (JSON). Returns the last sequence number given.
+PUBLISH = """
+local worker, keep = ARGV[1], tonumber(ARGV[2])
+local last = 0
+for i = 3, #ARGV do
+  local event = cjson.decode(ARGV[i])
+  local fid, key, env = event['function_id'], event['function'], event['environment']
+  last = redis.call('INCR', 'll:seq:' .. fid)
+  event['seq'] = last
+  redis.call('XADD', 'll:ev:' .. fid, 'MAXLEN', '~', keep, last .. '-0', 'e', cjson.encode(event))
+  local t = event['type']
+  local entry = worker .. '|' .. env
+  if t == 'init.start' or t == 'invoke.start' or t == 'thaw' or t == 'freeze' then
+    local state = (t == 'init.start' and event['phase'] == 'init') and 'initializing'
+      or (t == 'freeze' and 'frozen') or 'busy'
+    local current = redis.call('HGET', 'll:envs:' .. fid, env)
+    local since = event['time']
+    if current then since = cjson.decode(current)['since'] end
+    redis.call('HSET', 'll:envs:' .. fid, env, cjson.encode({
+      state = state, since = since, changed = event['time'], worker = worker, revision = event['revision'],
+      key = key}))
+    redis.call('HSET', 'll:live:' .. key, env, worker)
+    redis.call('SADD', 'll:wenvs:' .. worker, fid .. '|' .. key .. '|' .. env)
+    if t == 'freeze' then
+      redis.call('LREM', 'll:idle:' .. key, 0, entry)
+      redis.call('LPUSH', 'll:idle:' .. key, entry)
+    elseif t == 'thaw' then
+      redis.call('LREM', 'll:idle:' .. key, 0, entry)
+    end
+  elseif t == 'shutdown' then
+    redis.call('HDEL', 'll:envs:' .. fid, env)
+    redis.call('HDEL', 'll:live:' .. key, env)
+    redis.call('LREM', 'll:idle:' .. key, 0, entry)
+    redis.call('SREM', 'll:wenvs:' .. worker, fid .. '|' .. key .. '|' .. env)
+    redis.call('SET', 'll:gone:' .. key, cjson.encode({reason = event['reason'], idle_s = event['idle_s']}),
+      'EX', 86400)
+  end
+end
+return last
+"""
+
+
+def trim(event: dict) -> dict:
+    """Bounded for the stream: a response is previewed, never carried whole (up to 6 MB)."""
+    if event.get("type") == "invoke.end":
+        payload = event.get("payload") or ""
+        data = payload.encode("utf-8", "replace")
+        if len(data) > PREVIEW_BYTES:
+            event["payload"] = data[:PREVIEW_BYTES].decode("utf-8", "ignore")
+            event["payload_truncated"] = True
+        event["payload_bytes"] = len(data)
+    return event
+
+
+class Publisher:
+    """Writes a worker's events to Redis in batches, in order, from one thread."""
+
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self._queue: queue.Queue = queue.Queue(QUEUE_BOUND)
+        self._script = rds.client().register_script(PUBLISH)
+        self._idle = threading.Event()
+        self._idle.set()
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="lambdalab-publisher", daemon=True)
+        self._thread.start()
+
+    def submit(self, event: dict) -> None:
+        """Queue one event (with ``function_id`` and ``revision`` set); never blocks the engine."""
+        self._idle.clear()
+        try:
+            self._queue.put_nowait(json.dumps(trim(event), separators=(",", ":")))
+        except queue.Full:
+            self.dropped += 1
+            log.error("event queue full: %s event of %s dropped", event.get("type"), event.get("function_id"))
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every event submitted so far is in Redis."""
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            for attempt in range(20):
+                try:
+                    self._script(args=[self.worker, STREAM_KEEP, *batch])
+                    break
+                except Exception:  # noqa: BLE001 - Redis away: wait for it, in order
+                    log.exception("publishing %d events failed (attempt %d)", len(batch), attempt + 1)
+                    time.sleep(min(2.0, 0.05 * 2**attempt))
+            if self._queue.empty():
+                self._idle.set()
+
+
+def read_after(function_id: str, after: int, count: int = 1000) -> tuple[list[dict], int | None]:
+    """Events of a function numbered above ``after`` (up to ``count``), and the oldest number kept
+    (None for an empty stream). If ``after`` is below the oldest kept minus one, events were missed:
+    the caller sends a snapshot instead."""
+    r = rds.client()
+    stream = rds.key("ev", function_id)
+    entries = r.xrange(stream, min=f"({after}-0", count=count)
+    first = r.xrange(stream, count=1)
+    oldest = int(first[0][0].split(b"-")[0]) if first else None
+    return [json.loads(fields[b"e"]) for _, fields in entries], oldest
+
+
+def last_seq(function_id: str) -> int:
+    value = rds.client().get(rds.key("seq", function_id))
+    return int(value) if value else 0
+
+
+def environments(function_id: str) -> list[dict]:
+    """The function's live environments, as the publisher keeps them: id, state, since, worker."""
+    raw = rds.client().hgetall(rds.key("envs", function_id))
+    envs = []
+    for env_id, value in raw.items():
+        data = json.loads(value)
+        data["id"] = env_id.decode()
+        envs.append(data)
+    return sorted(envs, key=lambda e: e.get("since") or 0)

@@ -1,0 +1,38 @@
+"""Celery tasks: thin, they take ids and call a service. And the worker's start and stop."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from celery.signals import celeryd_after_setup, worker_ready, worker_shutting_down
+
+from . import placement, services, worker
+
+
+@shared_task(name="lab.invoke", ignore_result=True)
+def invoke(
+    request_ids: list[str], event: str, prefer: str | None, reason: str | None, reason_text: str | None
+):
+    services.invocations_run(
+        request_ids=request_ids, event=event, prefer=prefer, reason=reason, reason_text=reason_text
+    )
+
+
+@shared_task(name="lab.shutdown_environments", ignore_result=True)
+def shutdown_environments(function_id: str):
+    services.environments_shutdown_here(function_id=function_id)
+
+
+@celeryd_after_setup.connect
+def _listen_on_own_queue(sender, instance, **kwargs):
+    """Each worker also consumes a queue of its own: warm calls placed on its environments."""
+    instance.app.amqp.queues.select_add(placement.worker_queue(sender))
+
+
+@worker_ready.connect
+def _start(sender, **kwargs):
+    worker.start(sender.hostname)
+
+
+@worker_shutting_down.connect
+def _stop(**kwargs):
+    worker.stop()

@@ -1,0 +1,254 @@
+"""The lab page and the JSON API it is a client of (docs/api.md). Thin: parse, check, call a service."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from sandbox import isolation
+
+from . import selectors, services, stream
+from .models import Invocation
+
+
+def _error(
+    message: str, *, status: int = 400, field: str | None = None, code: str = "InvalidParameterValueException"
+):
+    return JsonResponse({"error": {"type": code, "field": field, "message": message}}, status=status)
+
+
+def _session_key(request: HttpRequest) -> str:
+    if not request.session.session_key:
+        request.session.save()
+    return request.session.session_key
+
+
+def _owner_tag(request: HttpRequest) -> str:
+    return f"u{request.user.pk}" if request.user.is_authenticated else f"s{_session_key(request)}"
+
+
+def _address(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "unknown")
+
+
+def _body(request: HttpRequest) -> dict:
+    if not request.body:
+        return {}
+    try:
+        data = json.loads(request.body)
+    except ValueError as exc:
+        raise services.LabError(
+            f"The request body is not JSON: {exc}", code="InvalidRequestContentException"
+        ) from None
+    if not isinstance(data, dict):
+        raise services.LabError(
+            "The request body must be a JSON object", code="InvalidRequestContentException"
+        )
+    return data
+
+
+def api(view):
+    """JSON in and out; a LabError is a JSON error with the field and the reason."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except services.LabError as exc:
+            return _error(exc.message, status=exc.status, field=exc.field, code=exc.code)
+
+    return wrapper
+
+
+def _function_or_404(request, function_id):
+    function = selectors.function_for(
+        user=request.user, session_key=request.session.session_key, function_id=function_id
+    )
+    if function is None:
+        raise _NotFound()
+    return function
+
+
+class _NotFound(services.LabError):
+    status = 404
+
+    def __init__(self, message: str = "Function not found"):
+        super().__init__(message, code="ResourceNotFoundException")
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+
+@require_GET
+def lab_page(request: HttpRequest, function_id=None) -> HttpResponse:
+    """The lab. Without an id: the visitor's most recent function, made on the first visit."""
+    session_key = _session_key(request)
+    mine = selectors.functions_of(user=request.user, session_key=session_key)
+    if function_id is None:
+        function = mine.select_related("latest").first() or services.function_create(
+            owner=request.user, session_key=session_key
+        )
+    else:
+        function = selectors.function_for(user=request.user, session_key=session_key, function_id=function_id)
+        if function is None:
+            return render(request, "lab/not_found.html", status=404)
+    return render(
+        request,
+        "lab/page.html",
+        {
+            "function": function,
+            "boot": {
+                "function": selectors.function_dict(function),
+                "functions": [{"id": str(f.pk), "name": f.name} for f in mine[:50]],
+                "invocations": selectors.invocations_of(function=function, limit=200),
+                "environments": stream.environments(str(function.pk)),
+                "seq": stream.last_seq(str(function.pk)),
+                "limits": {"max_burst": settings.LAB_MAX_BURST, **{k: v for k, v in services.LIMITS.items()}},
+                "isolation": _isolation(),
+            },
+        },
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _isolation() -> dict:
+    report = isolation.probe(isolation.disabled_from_env())
+    return {
+        "level": report.level,
+        "weak": [
+            {"name": f.name, "level": f.level, "detail": f.detail}
+            for f in report.features
+            if f.level != "strong"
+        ],
+        "notes": list(report.notes),
+    }
+
+
+# -- functions ------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@api
+def functions(request: HttpRequest) -> JsonResponse:
+    session_key = _session_key(request)
+    if request.method == "POST":
+        data = _body(request)
+        function = services.function_create(
+            owner=request.user, session_key=session_key, **_only(data, CREATABLE)
+        )
+        return JsonResponse(selectors.function_dict(function), status=201)
+    mine = selectors.functions_of(user=request.user, session_key=session_key).select_related("latest")
+    return JsonResponse({"functions": [selectors.function_dict(f) for f in mine[:200]]})
+
+
+CREATABLE = (
+    "name",
+    "code",
+    "handler",
+    "memory_mb",
+    "timeout_s",
+    "tmp_mb",
+    "environment",
+    "event",
+    "idle_timeout_s",
+)
+
+
+def _only(data: dict, allowed: tuple[str, ...]) -> dict:
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise services.LabError(f"Unknown field: {unknown[0]}", field=unknown[0])
+    return data
+
+
+@require_http_methods(["GET", "PATCH", "DELETE"])
+@api
+def function_detail(request: HttpRequest, function_id) -> JsonResponse:
+    function = _function_or_404(request, function_id)
+    if request.method == "DELETE":
+        services.function_delete(function=function)
+        return JsonResponse({}, status=204)
+    if request.method == "PATCH":
+        update = services.function_update(function=function, **_only(_body(request), CREATABLE))
+        return JsonResponse(
+            {
+                **selectors.function_dict(update.function),
+                "new_revision": update.new_revision,
+                "changed": update.changed,
+            }
+        )
+    return JsonResponse({**selectors.function_dict(function), "seq": stream.last_seq(str(function.pk))})
+
+
+@require_POST
+@api
+def function_invoke(request: HttpRequest, function_id) -> JsonResponse:
+    function = _function_or_404(request, function_id)
+    data = _only(_body(request), ("mode", "count", "event"))
+    batch, ids = services.invocation_request(
+        function=function,
+        mode=data.get("mode", "once"),
+        count=data.get("count", 1),
+        event=data.get("event"),
+        owner_tag=_owner_tag(request),
+        address=_address(request),
+    )
+    return JsonResponse(
+        {"batch": str(batch), "request_ids": ids, "revision": function.latest.number}, status=202
+    )
+
+
+@require_GET
+@api
+def function_invocations(request: HttpRequest, function_id) -> JsonResponse:
+    function = _function_or_404(request, function_id)
+    try:
+        limit = max(1, min(1000, int(request.GET.get("limit", "100"))))
+    except ValueError:
+        raise services.LabError("limit must be a number", field="limit") from None
+    return JsonResponse({"invocations": selectors.invocations_of(function=function, limit=limit)})
+
+
+@require_http_methods(["GET", "POST"])
+@api
+def function_environments(request: HttpRequest, function_id) -> JsonResponse:
+    function = _function_or_404(request, function_id)
+    if request.method == "POST":  # shut them down now
+        workers = services.environments_shutdown(function=function)
+        return JsonResponse({"workers": workers}, status=202)
+    return JsonResponse({"environments": stream.environments(str(function.pk))})
+
+
+def _invocation_or_404(request, request_id) -> Invocation:
+    try:
+        row = Invocation.objects.select_related("version", "function").get(pk=request_id)
+    except (Invocation.DoesNotExist, ValueError, ValidationError):
+        raise _NotFound("Invocation not found") from None
+    if not row.function.can_be_driven_by(request.user, request.session.session_key):
+        raise _NotFound("Invocation not found")
+    return row
+
+
+@require_GET
+@api
+def invocation_detail(request: HttpRequest, request_id) -> JsonResponse:
+    row = _invocation_or_404(request, request_id)
+    return JsonResponse(selectors.invocation_dict(row, full=True))
+
+
+@require_GET
+@api
+def invocation_response(request: HttpRequest, request_id) -> HttpResponse:
+    row = _invocation_or_404(request, request_id)
+    return HttpResponse(bytes(row.response), content_type="application/json")
+
+
+@require_GET
+def isolation_report(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(_isolation())

@@ -1,0 +1,110 @@
+"""What a Celery worker process holds: one EnvironmentPool, its event publisher, its heartbeat.
+
+Celery runs the threads pool (tasks must reach the jails this process owns),
+so every task of the process shares ``runtime()``. ``start(worker)`` is called
+once the worker knows its name (``celeryd_after_setup``): it adds the
+worker's own queue, builds the pool (stem cells warm up at once) and starts
+the heartbeat and the janitor that clears workers that died.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from django.conf import settings
+
+from sandbox import EnvironmentPool
+
+from . import placement
+from .stream import Publisher
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """This worker's pool and the bookkeeping that ties engine events to lab functions."""
+
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self.publisher = Publisher(worker)
+        # The engine knows versions by key; events go to the lab function's stream.
+        self._versions: dict[str, tuple[str, str]] = {}  # key -> (function id, revision)
+        self._versions_lock = threading.Lock()
+        self.pool = EnvironmentPool(
+            on_event=self._on_event,
+            max_environments=settings.LAMBDALAB_MAX_ENVIRONMENTS,
+            stem_cells=settings.LAMBDALAB_STEM_CELLS,
+            memory_budget_mb=memory_budget_mb(),
+        )
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, name="lambdalab-heartbeat", daemon=True)
+        self._beat.start()
+
+    def know(self, key: str, function_id: str, revision: str) -> None:
+        with self._versions_lock:
+            self._versions[key] = (function_id, revision)
+
+    def known_versions(self) -> dict[str, tuple[str, str]]:
+        with self._versions_lock:
+            return dict(self._versions)
+
+    def _on_event(self, event: dict) -> None:
+        ids = self._versions.get(event["function"])
+        if ids is None:
+            return  # not a lab function (nothing else runs here)
+        event["function_id"], event["revision"] = ids
+        self.publisher.submit(event)
+
+    def _heartbeat(self) -> None:
+        from .services import reap_dead_workers
+
+        while not self._stop.is_set():
+            try:
+                placement.heartbeat(self.worker)
+                reap_dead_workers(self.publisher)
+            except Exception:  # noqa: BLE001 - Redis or the database away a moment: try again
+                log.exception("heartbeat or janitor failed")
+            self._stop.wait(placement.HEARTBEAT_S)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.pool.close()
+        self.publisher.flush()
+
+
+def memory_budget_mb() -> int:
+    """The worker's share of the host's RAM for Memory Size promises (LAMBDALAB_MEMORY_BUDGET_MB
+    to set it; else the host's RAM over the workers it expects, less a reserve)."""
+    if settings.LAMBDALAB_MEMORY_BUDGET_MB:
+        return settings.LAMBDALAB_MEMORY_BUDGET_MB
+    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    usable = max(1024, total_mb - settings.LAMBDALAB_HOST_RESERVE_MB)
+    return max(1024, usable // max(1, settings.LAMBDALAB_WORKERS_PER_HOST))
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def start(worker: str) -> Runtime:
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime(worker)
+    return _runtime
+
+
+def runtime() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("this process is not a lab worker (worker.start was not called)")
+    return _runtime
+
+
+def stop() -> None:
+    global _runtime
+    with _runtime_lock:
+        if _runtime is not None:
+            _runtime.close()
+            _runtime = None
