@@ -1,10 +1,17 @@
-# LambdaLab: `make demo` sets up and runs the engine demo; `make test` runs every test.
+# LambdaLab: `make run` sets up and starts the lab; `make test` runs every test; `make demo` the engine alone.
 VENV := .venv
 PY := $(VENV)/bin/python
 SYSTEM_PYTHON := /usr/bin/python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo setup system venv redis test test-fast bench check lint fmt clean
+.PHONY: run demo setup system venv redis migrate test test-fast bench check lint fmt clean
+
+# The whole lab: web and worker (see Procfile), Redis if none answers, SQLite by default.
+run: setup redis migrate
+	$(PY) manage.py runlab
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
 
 demo: setup
 	$(PY) -m sandbox check || true

@@ -7,3 +7,6 @@ class LabConfig(AppConfig):
     name = "lambdalab.lab"
     label = "lab"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import account  # noqa: F401 - connects the login signal that adopts anonymous functions

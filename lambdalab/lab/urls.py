@@ -1,12 +1,17 @@
 from django.urls import path
 
-from . import views
+from . import account, views
 
 app_name = "lab"
 
 urlpatterns = [
     path("", views.lab_page, name="page"),
     path("f/<uuid:function_id>/", views.lab_page, name="function-page"),
+    path("functions/", account.function_list, name="function-list"),
+    path("functions/new", account.function_new, name="function-new"),
+    path("functions/<uuid:function_id>/rename", account.function_rename, name="function-rename"),
+    path("functions/<uuid:function_id>/delete", account.function_delete, name="function-delete"),
+    path("accounts/signup/", account.signup, name="signup"),
     path("api/functions", views.functions, name="functions"),
     path("api/functions/<uuid:function_id>", views.function_detail, name="function"),
     path("api/functions/<uuid:function_id>/invoke", views.function_invoke, name="function-invoke"),

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from sandbox import isolation
 
-from . import selectors, services, stream
+from . import account, selectors, services, stream
 from .models import Invocation
 
 
@@ -89,6 +89,7 @@ class _NotFound(services.LabError):
 def lab_page(request: HttpRequest, function_id=None) -> HttpResponse:
     """The lab. Without an id: the visitor's most recent function, made on the first visit."""
     session_key = _session_key(request)
+    account.remember_anonymous_owner(request, session_key)
     mine = selectors.functions_of(user=request.user, session_key=session_key)
     if function_id is None:
         function = mine.select_related("latest").first() or services.function_create(
