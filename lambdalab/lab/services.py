@@ -236,11 +236,31 @@ def functions_adopt(*, user, session_key: str) -> int:
 # -- invoking ---------------------------------------------------------------------------------
 
 
-def _throttle(*, function: Function, owner_tag: str, address: str, count: int) -> None:
-    """Invocations per minute, per owner and per address; a burst's size; live environments."""
+def _throttle(*, function: Function, mode: str, owner_tag: str, address: str, count: int) -> None:
+    """Invocations per minute, per owner and per address; a burst's size; live environments,
+    per owner and per address (so clearing cookies does not lift them)."""
     if count > settings.LAB_MAX_BURST:
         raise LabError(f"At most {settings.LAB_MAX_BURST} invocations at once or in a row", field="count")
     r = rds.client()
+    fid = str(function.pk)
+    with r.pipeline() as pipe:
+        for tag in (f"o:{owner_tag}", f"a:{address}"):
+            pipe.sadd(rds.key("fns", tag), fid)
+            pipe.expire(rds.key("fns", tag), 86400)
+            pipe.smembers(rds.key("fns", tag))
+        found = pipe.execute()
+    new = count if mode == "burst" else 1  # at most this many environments more
+    for members in (found[2], found[5]):
+        with r.pipeline() as pipe:
+            for member in members:
+                pipe.hlen(rds.key("envs", member.decode()))
+            live = sum(pipe.execute())
+        if live + new > settings.LAB_MAX_LIVE_ENVIRONMENTS:
+            raise Throttled(
+                f"You have {live} live execution environments (at most {settings.LAB_MAX_LIVE_ENVIRONMENTS}); "
+                "shut some down or wait for them to be evicted",
+                code="TooManyRequestsException",
+            )
     minute = int(time.time() // 60)
     with r.pipeline() as pipe:
         for tag in (f"o:{owner_tag}", f"a:{address}"):
@@ -269,7 +289,7 @@ def invocation_request(
     if mode == "once":
         count = 1
     text = event_text(event) if event is not None else function.event
-    _throttle(function=function, owner_tag=owner_tag, address=address, count=count)
+    _throttle(function=function, mode=mode, owner_tag=owner_tag, address=address, count=count)
     version = function.latest
     batch = uuid.uuid4()
     rows = [
@@ -430,6 +450,16 @@ def reap_dead_workers(publisher) -> None:
             if updated:
                 _publish_end(publisher, function_id, request_id, "failure", "Sandbox.Failure", why)
         log.warning("worker %s stopped: cleared %d environments, %d calls", worker, len(envs), len(inflight))
+
+
+def functions_expire(*, now=None) -> int:
+    """Anonymous functions not touched for the retention period go, with their invocations."""
+    now = now or timezone.now()
+    cutoff = now - timezone.timedelta(days=settings.LAB_ANONYMOUS_RETENTION_DAYS)
+    old = list(Function.objects.filter(owner=None, updated__lt=cutoff)[:500])  # bounded per round
+    for function in old:
+        function_delete(function=function)
+    return len(old)
 
 
 # -- environments -----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from . import placement
 from .stream import Publisher
 
 log = logging.getLogger(__name__)
+EXPIRE_EVERY_S = 600  # how often anonymous functions past their retention are deleted
 
 
 class Runtime:
@@ -58,12 +59,16 @@ class Runtime:
         self.publisher.submit(event)
 
     def _heartbeat(self) -> None:
-        from .services import reap_dead_workers
+        from . import rds
+        from .services import functions_expire, reap_dead_workers
 
         while not self._stop.is_set():
             try:
                 placement.heartbeat(self.worker)
                 reap_dead_workers(self.publisher)
+                # retention: one worker of all, once in a while
+                if rds.client().set(rds.key("expiring"), self.worker, nx=True, ex=EXPIRE_EVERY_S):
+                    functions_expire()
             except Exception:  # noqa: BLE001 - Redis or the database away a moment: try again
                 log.exception("heartbeat or janitor failed")
             self._stop.wait(placement.HEARTBEAT_S)

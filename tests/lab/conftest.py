@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -114,8 +115,12 @@ def start_worker(django_db_setup):
 class LabClient:
     """The JSON API as the page uses it, with a browser session of its own."""
 
-    def __init__(self, user=None) -> None:
-        self.http = Client(HTTP_HOST="localhost")
+    def __init__(self, user=None, address: str | None = None) -> None:
+        # each client its own address, as different people are (the lab bounds per address too)
+        self.address = (
+            address or f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+        )
+        self.http = Client(HTTP_HOST="localhost", REMOTE_ADDR=self.address)
         if user is not None:
             self.http.force_login(user)
 

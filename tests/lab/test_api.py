@@ -134,3 +134,39 @@ def test_shutting_down_the_environments_makes_the_next_call_cold(lab: LabClient)
     assert lab.call("POST", f"/api/functions/{function['id']}/environments", status=202)["workers"] == 1
     after = lab.run(function["id"])[0]
     assert after["cold"] and after["init_reason"] in ("shut_down", "first_call", "busy")
+
+
+def test_invocations_per_minute_are_bounded_per_owner_and_per_address(lab: LabClient, settings):
+    function = lab.new_function(name="rate")
+    import redis as redis_lib
+
+    r = redis_lib.Redis.from_url(settings.REDIS_URL)
+    for key in r.keys("ll:rate:*"):
+        r.delete(key)
+    settings.LAB_INVOCATIONS_PER_MINUTE = 3
+    lab.invoke(function["id"], mode="series", count=3)
+    answer = lab.call("POST", f"/api/functions/{function['id']}/invoke", {}, status=429)
+    assert (
+        answer["error"]["type"] == "TooManyRequestsException" and "per minute" in answer["error"]["message"]
+    )
+    # a new session from the same address (cookies cleared) is bounded all the same
+    fresh = LabClient(address=lab.address)
+    theirs = fresh.new_function(name="rate-2")
+    assert fresh.call("POST", f"/api/functions/{theirs['id']}/invoke", {}, status=429)["error"]["type"] == (
+        "TooManyRequestsException"
+    )
+    for key in r.keys("ll:rate:*"):
+        r.delete(key)
+
+
+def test_live_environments_are_bounded_per_owner(lab: LabClient, settings):
+    settings.LAB_MAX_LIVE_ENVIRONMENTS = 3
+    function = lab.new_function(
+        name="live-bound", code="import time\ndef lambda_handler(event, context):\n    time.sleep(0.3)\n"
+    )
+    lab.run(function["id"], mode="burst", count=3)
+    answer = lab.call(
+        "POST", f"/api/functions/{function['id']}/invoke", {"mode": "burst", "count": 2}, status=429
+    )
+    assert "3 live execution environments (at most 3)" in answer["error"]["message"]
+    lab.call("POST", f"/api/functions/{function['id']}/environments", status=202)

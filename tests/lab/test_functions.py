@@ -98,3 +98,17 @@ def test_what_was_made_anonymously_moves_into_the_account():
     assert services.functions_adopt(user=user, session_key="s" * 32) == 1
     mine.refresh_from_db()
     assert mine.owner == user and mine.session_key == ""
+
+
+def test_anonymous_functions_expire_after_the_retention_and_accounts_keep_theirs(settings):
+    from django.utils import timezone
+
+    old = new_function(name="old")
+    kept = services.function_create(owner=User.objects.create_user("keeper", password="x"), name="kept")
+    fresh = new_function(name="fresh")
+    Function.objects.filter(pk__in=[old.pk, kept.pk]).update(
+        updated=timezone.now() - timezone.timedelta(days=settings.LAB_ANONYMOUS_RETENTION_DAYS + 1)
+    )
+    assert services.functions_expire() == 1
+    assert set(Function.objects.values_list("name", flat=True)) == {"kept", "fresh"}
+    assert fresh.pk
