@@ -19,12 +19,13 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import rds, selectors, stream
+from . import rds, selectors, services, stream
 
 log = logging.getLogger(__name__)
 
-BLOCK_MS = 15_000
+BLOCK_MS = 10_000  # a ping after this long without events: the page knows the socket is alive
 BATCH = 500
+READ_TIMEOUT_S = 30  # above BLOCK_MS: a blocking read is not cut by the client's own timeout
 
 
 class FunctionEventsConsumer(AsyncWebsocketConsumer):
@@ -45,7 +46,7 @@ class FunctionEventsConsumer(AsyncWebsocketConsumer):
         except ValueError:
             after = 0
         await self.accept()
-        self.redis = aioredis.from_url(settings.REDIS_URL)
+        self.redis = aioredis.from_url(settings.REDIS_URL, socket_timeout=READ_TIMEOUT_S)
         self.pump = asyncio.create_task(self._pump(after))
 
     async def disconnect(self, code):
@@ -61,9 +62,65 @@ class FunctionEventsConsumer(AsyncWebsocketConsumer):
             await client.aclose()
 
     async def receive(self, text_data=None, bytes_data=None):
-        pass  # the page only listens; it resumes by reconnecting with ?after=
+        """The page may invoke over the socket too (the API's invoke, without an HTTP round trip):
+        ``{"action": "invoke", "ref": <any>, "mode", "count", "event"}`` → ``{"type": "invoked",
+        "ref", "batch", "request_ids", "revision"}`` or ``{"type": "error", "ref", "error": {...}}``."""
+        try:
+            message = json.loads(text_data or "")
+        except ValueError:
+            return
+        if not isinstance(message, dict) or message.get("action") != "invoke":
+            return
+        ref = message.get("ref")
+        try:
+            asked = await database_sync_to_async(self._invoke)(message)
+        except services.LabError as exc:
+            error = {"type": exc.code, "field": exc.field, "message": exc.message, "status": exc.status}
+            await self.send(text_data=json.dumps({"type": "error", "ref": ref, "error": error}))
+            return
+        await self.send(
+            text_data=json.dumps(
+                {
+                    "type": "invoked",
+                    "ref": ref,
+                    "batch": asked.batch,
+                    "request_ids": asked.request_ids,
+                    "revision": asked.revision,
+                }
+            )
+        )
+
+    def _invoke(self, message: dict) -> services.Requested:
+        session = self.scope.get("session")
+        function = selectors.function_for(
+            user=self.scope["user"],
+            session_key=session.session_key if session else None,
+            function_id=self.function_id,
+        )
+        if function is None:  # deleted, or no longer theirs
+            raise services.LabError("Function not found", code="ResourceNotFoundException")
+        user = self.scope["user"]
+        owner = f"u{user.pk}" if user.is_authenticated else f"s{session.session_key if session else ''}"
+        client = self.scope.get("client") or ("unknown", 0)
+        return services.invocation_request(
+            function=function,
+            mode=message.get("mode", "once"),
+            count=message.get("count", 1),
+            event=message.get("event"),
+            owner_tag=owner,
+            address=client[0],
+        )
 
     async def _pump(self, after: int) -> None:
+        try:
+            await self._follow(after)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - Redis away: the page reconnects with ?after= and misses nothing
+            log.exception("event stream of %s failed", self.function_id)
+            await self.close(code=4500)
+
+    async def _follow(self, after: int) -> None:
         key = rds.key("ev", self.function_id)
         oldest = await self.redis.xrange(key, count=1)
         if oldest and after < int(oldest[0][0].split(b"-")[0]) - 1 and after > 0:

@@ -53,6 +53,9 @@ class FunctionVersion(models.Model):
     timeout_s = models.PositiveIntegerField(default=3)
     tmp_mb = models.PositiveIntegerField(default=512)
     environment = models.JSONField(default=dict, blank=True)
+    # The name Lambda's variables and log group carry, fixed with the revision: renaming the
+    # function is not a restart (nor part of the engine's key) until the next revision.
+    lambda_name = models.CharField(max_length=64, default="lambdalab-function")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -75,14 +78,15 @@ class FunctionVersion(models.Model):
             tmp_mb=self.tmp_mb,
             environment=dict(self.environment),
             idle_timeout_s=idle_timeout_s,
-            function_name=_lambda_name(self.function.name),
+            function_name=self.lambda_name,
             function_id=str(self.function_id),
             revision=str(self.number),
         )
 
 
-def _lambda_name(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:64]
+def lambda_name(name: str) -> str:
+    """A display name as a Lambda function name: letters, digits, '-' and '_', at most 64."""
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in name)[:64]
     return cleaned or "lambdalab-function"
 
 

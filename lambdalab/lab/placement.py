@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 
 from . import rds
@@ -31,27 +32,63 @@ HEARTBEAT_S = 2.0
 HEARTBEAT_TTL_S = 8  # a worker silent this long is gone
 OWN_QUEUE_EXPIRES_S = 30  # a call routed to a worker that is not there by then is dropped by Celery
 
-# KEYS: idle list, live hash, gone, last key of the function. ARGV[1]: the version's key.
-CLAIM = """
-local key = ARGV[1]
-while true do
-  local entry = redis.call('LPOP', KEYS[1])
-  if not entry then break end
-  local bar = string.find(entry, '|', 1, true)
-  if redis.call('EXISTS', 'll:w:' .. string.sub(entry, 1, bar - 1)) == 1 then
-    redis.call('SET', KEYS[4], key, 'EX', 86400)
-    return {'warm', entry}
+# Admission and placement of one request, in one round trip. ARGV: function id, version key,
+# owner tag, address, calls, new environments at most, the minute, rate limit, live limit,
+# placements to make, then the request ids (kept pending until a worker writes their rows).
+# Returns {'throttled', 'rate'|'live', n} or {'placed', p1, p2, ...} with p = 'warm|<worker>|<env>'
+# or 'cold|<reason>|<detail>'.
+REQUEST = """
+local fid, key, owner, address = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local calls, new, minute = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local rate_limit, live_limit, placements = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+for _, tag in ipairs({'o:' .. owner, 'a:' .. address}) do
+  local used = tonumber(redis.call('GET', 'll:rate:' .. tag .. ':' .. minute) or '0')
+  if used + calls > rate_limit then return {'throttled', 'rate', tostring(used)} end
+  redis.call('SADD', 'll:fns:' .. tag, fid)
+  redis.call('EXPIRE', 'll:fns:' .. tag, 86400)
+  local live = 0
+  for _, member in ipairs(redis.call('SMEMBERS', 'll:fns:' .. tag)) do
+    live = live + redis.call('HLEN', 'll:envs:' .. member)
   end
+  if live + new > live_limit then return {'throttled', 'live', tostring(live)} end
 end
-local last = redis.call('GET', KEYS[4])
-redis.call('SET', KEYS[4], key, 'EX', 86400)
-local live = redis.call('HLEN', KEYS[2])
-if live > 0 then return {'cold', 'busy', tostring(live)} end
-local gone = redis.call('GET', KEYS[3])
-if gone then return {'cold', 'gone', gone} end
-if last and last ~= key then return {'cold', 'new_revision', ''} end
-return {'cold', 'first_call', ''}
+for _, tag in ipairs({'o:' .. owner, 'a:' .. address}) do
+  redis.call('INCRBY', 'll:rate:' .. tag .. ':' .. minute, calls)
+  redis.call('EXPIRE', 'll:rate:' .. tag .. ':' .. minute, 120)
+end
+for i = 11, #ARGV do
+  redis.call('SET', 'll:pending:' .. ARGV[i], fid, 'EX', 3600)
+end
+local out = {'placed'}
+for _ = 1, placements do
+  out[#out + 1] = CLAIM_ONE(fid, key)
+end
+return out
 """
+
+CLAIM_ONE = """
+local function CLAIM_ONE(fid, key)
+  local idle = 'll:idle:' .. key
+  while true do
+    local entry = redis.call('LPOP', idle)
+    if not entry then break end
+    local bar = string.find(entry, '|', 1, true)
+    if redis.call('EXISTS', 'll:w:' .. string.sub(entry, 1, bar - 1)) == 1 then
+      redis.call('SET', 'll:lastkey:' .. fid, key, 'EX', 86400)
+      return 'warm|' .. entry
+    end
+  end
+  local last = redis.call('GET', 'll:lastkey:' .. fid)
+  redis.call('SET', 'll:lastkey:' .. fid, key, 'EX', 86400)
+  local live = redis.call('HLEN', 'll:live:' .. key)
+  if live > 0 then return 'cold|busy|' .. live end
+  local gone = redis.call('GET', 'll:gone:' .. key)
+  if gone then return 'cold|gone|' .. gone end
+  if last and last ~= key then return 'cold|new_revision|' end
+  return 'cold|first_call|'
+end
+"""
+REQUEST = CLAIM_ONE + REQUEST
 
 
 @dataclass(frozen=True)
@@ -66,16 +103,61 @@ def worker_queue(worker: str) -> str:
     return f"lab.w.{worker}"
 
 
-def claim(function_id: str, key: str) -> Placement:
-    """Claim an idle environment of version ``key`` for one call, or say why there is none."""
+class Refused(Exception):
+    """Over a bound: ``what`` is ``rate`` (calls this minute) or ``live`` (environments), ``used`` how many."""
+
+    def __init__(self, what: str, used: int) -> None:
+        super().__init__(what)
+        self.what = what
+        self.used = used
+
+
+def request(
+    *,
+    function_id: str,
+    key: str,
+    owner: str,
+    address: str,
+    request_ids: list[str],
+    new_environments: int,
+    placements: int,
+    rate_limit: int,
+    live_limit: int,
+) -> list[Placement]:
+    """Admit a request (calls per minute, live environments, per owner and per address) and place
+    its calls (one placement per task), atomically, in one round trip. Raises ``Refused``."""
     r = rds.client()
-    script = r.register_script(CLAIM)
-    keys = [rds.key("idle", key), rds.key("live", key), rds.key("gone", key), rds.key("lastkey", function_id)]
-    answer = [x.decode() for x in script(keys=keys, args=[key])]
-    if answer[0] == "warm":
-        worker, _, env = answer[1].partition("|")
+    script = r.register_script(REQUEST)
+    minute = int(time.time() // 60)
+    answer = [
+        x.decode()
+        for x in script(
+            args=[
+                function_id,
+                key,
+                owner,
+                address,
+                len(request_ids),
+                new_environments,
+                minute,
+                rate_limit,
+                live_limit,
+                placements,
+                *request_ids,
+            ]
+        )
+    ]
+    if answer[0] == "throttled":
+        raise Refused(answer[1], int(answer[2]))
+    return [_placement(p) for p in answer[1:]]
+
+
+def _placement(answer: str) -> Placement:
+    kind, _, rest = answer.partition("|")
+    if kind == "warm":
+        worker, _, env = rest.partition("|")
         return Placement(worker_queue(worker), env, None, None)
-    reason, detail = answer[1], answer[2]
+    reason, _, detail = rest.partition("|")
     if reason == "busy":
         n = int(detail)
         words = "its only warm environment was busy" if n == 1 else f"all {n} warm environments were busy"
@@ -96,6 +178,16 @@ def claim(function_id: str, key: str) -> Placement:
     return Placement(SHARED_QUEUE, None, "first_call", "the first call")
 
 
+def pending(request_id: str) -> str | None:
+    """The function of a call asked for and not yet written by a worker, else None."""
+    value = rds.client().get(rds.key("pending", request_id))
+    return value.decode() if value else None
+
+
+def written(request_id: str) -> None:
+    rds.client().delete(rds.key("pending", request_id))
+
+
 # -- workers ---------------------------------------------------------------------------
 
 
@@ -111,8 +203,8 @@ def worker_alive(worker: str) -> bool:
     return bool(rds.client().exists(rds.key("w", worker)))
 
 
-def start_call(worker: str, request_id: str, function_id: str) -> None:
-    rds.client().hset(rds.key("inflight", worker), request_id, function_id)
+def start_call(worker: str, request_id: str, function_id: str, version_id: int) -> None:
+    rds.client().hset(rds.key("inflight", worker), request_id, f"{function_id}|{version_id}")
 
 
 def end_call(worker: str, request_id: str) -> None:
@@ -125,14 +217,16 @@ def dead_workers() -> list[str]:
     return [w for w in workers if not r.exists(rds.key("w", w))]
 
 
-def take_dead_worker(worker: str) -> tuple[list[tuple[str, str, str]], dict[str, str]] | None:
+def take_dead_worker(worker: str) -> tuple[list[tuple[str, str, str]], dict[str, tuple[str, str]]] | None:
     """Clear a dead worker's entries, once (whoever gets the lock): its environments
-    ``(function_id, key, env)`` and its calls in flight ``{request_id: function_id}``."""
+    ``(function_id, key, env)`` and its calls in flight ``{request_id: (function_id, version_id)}``."""
     r = rds.client()
     if not r.set(rds.key("reaping", worker), "1", nx=True, ex=60):
         return None
     envs = [tuple(x.decode().split("|", 2)) for x in r.smembers(rds.key("wenvs", worker))]
-    inflight = {k.decode(): v.decode() for k, v in r.hgetall(rds.key("inflight", worker)).items()}
+    inflight = {
+        k.decode(): tuple(v.decode().split("|", 1)) for k, v in r.hgetall(rds.key("inflight", worker)).items()
+    }
     with r.pipeline() as pipe:
         for function_id, key, env in envs:
             pipe.hdel(rds.key("envs", function_id), env)

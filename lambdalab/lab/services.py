@@ -19,8 +19,8 @@ from django.utils import timezone
 from sandbox import FunctionSpec, PoolError
 from sandbox.result import InitReason, InvokeResult
 
-from . import placement, rds, stream
-from .models import REVISION_FIELDS, Function, FunctionVersion, Invocation
+from . import placement, stream
+from .models import REVISION_FIELDS, Function, FunctionVersion, Invocation, lambda_name
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,9 @@ def function_create(*, owner=None, session_key: str = "", name: str = "my-functi
         "environment": {},
     } | cleaned
     _check_spec(version_values)
-    function.latest = FunctionVersion.objects.create(function=function, number=1, **version_values)
+    function.latest = FunctionVersion.objects.create(
+        function=function, number=1, lambda_name=lambda_name(function.name), **version_values
+    )
     function.save(update_fields=["latest"])
     return function
 
@@ -215,7 +217,7 @@ def function_update(*, function: Function, **values) -> Update:
     if changed:
         _check_spec(wanted)
         function.latest = FunctionVersion.objects.create(
-            function=function, number=latest.number + 1, **wanted
+            function=function, number=latest.number + 1, lambda_name=lambda_name(function.name), **wanted
         )
     function.save()
     return Update(function, bool(changed), changed)
@@ -236,51 +238,34 @@ def functions_adopt(*, user, session_key: str) -> int:
 # -- invoking ---------------------------------------------------------------------------------
 
 
-def _throttle(*, function: Function, mode: str, owner_tag: str, address: str, count: int) -> None:
-    """Invocations per minute, per owner and per address; a burst's size; live environments,
-    per owner and per address (so clearing cookies does not lift them)."""
-    if count > settings.LAB_MAX_BURST:
-        raise LabError(f"At most {settings.LAB_MAX_BURST} invocations at once or in a row", field="count")
-    r = rds.client()
-    fid = str(function.pk)
-    with r.pipeline() as pipe:
-        for tag in (f"o:{owner_tag}", f"a:{address}"):
-            pipe.sadd(rds.key("fns", tag), fid)
-            pipe.expire(rds.key("fns", tag), 86400)
-            pipe.smembers(rds.key("fns", tag))
-        found = pipe.execute()
-    new = count if mode == "burst" else 1  # at most this many environments more
-    for members in (found[2], found[5]):
-        with r.pipeline() as pipe:
-            for member in members:
-                pipe.hlen(rds.key("envs", member.decode()))
-            live = sum(pipe.execute())
-        if live + new > settings.LAB_MAX_LIVE_ENVIRONMENTS:
-            raise Throttled(
-                f"You have {live} live execution environments (at most {settings.LAB_MAX_LIVE_ENVIRONMENTS}); "
-                "shut some down or wait for them to be evicted",
-                code="TooManyRequestsException",
-            )
-    minute = int(time.time() // 60)
-    with r.pipeline() as pipe:
-        for tag in (f"o:{owner_tag}", f"a:{address}"):
-            pipe.incrby(rds.key("rate", tag, minute), count)
-            pipe.expire(rds.key("rate", tag, minute), 120)
-        used = pipe.execute()
-    if max(used[0], used[2]) > settings.LAB_INVOCATIONS_PER_MINUTE:
-        raise Throttled(
-            f"Rate exceeded: at most {settings.LAB_INVOCATIONS_PER_MINUTE} invocations per minute; "
-            "try again in a minute",
-            code="TooManyRequestsException",
-        )
+_version_keys: dict[int, str] = {}  # revision id -> the engine's key (revisions never change)
+
+
+def version_key(function: Function) -> str:
+    key = _version_keys.get(function.latest_id)
+    if key is None:
+        key = function.latest.spec(idle_timeout_s=function.idle_timeout_s).key
+        if len(_version_keys) > 10_000:
+            _version_keys.clear()
+        _version_keys[function.latest_id] = key
+    return key
+
+
+@dataclass
+class Requested:
+    batch: str
+    request_ids: list[str]
+    revision: int
 
 
 def invocation_request(
     *, function: Function, mode: str = "once", count: int = 1, event=None, owner_tag: str, address: str
-) -> tuple[uuid.UUID, list[str]]:
-    """Ask for ``count`` invocations (``once``, ``series``: in a row, ``burst``: at once); their ids.
+) -> Requested:
+    """Ask for ``count`` invocations (``once``, ``series``: in a row, ``burst``: at once).
 
-    Rows are written now (queued); placement and the tasks follow the commit.
+    The hot path touches no table: admission (calls per minute, live environments, per owner and
+    per address) and placement are one Redis script, the tasks go to Celery, and each call's row
+    is written once, by its worker, when it ends (``pending`` answers for it until then).
     """
     if mode not in MODES:
         raise LabError(f"Mode must be one of {', '.join(MODES)}", field="mode")
@@ -288,59 +273,89 @@ def invocation_request(
         raise LabError("Count must be a whole number from 1", field="count")
     if mode == "once":
         count = 1
+    if count > settings.LAB_MAX_BURST:
+        raise LabError(f"At most {settings.LAB_MAX_BURST} invocations at once or in a row", field="count")
     text = event_text(event) if event is not None else function.event
-    _throttle(function=function, mode=mode, owner_tag=owner_tag, address=address, count=count)
-    version = function.latest
-    batch = uuid.uuid4()
-    rows = [
-        Invocation(function=function, version=version, batch=batch, mode=mode, position=i + 1)
-        for i in range(count)
-    ]
-    Invocation.objects.bulk_create(rows)
-    ids = [str(row.request_id) for row in rows]
-    spec = version.spec(idle_timeout_s=function.idle_timeout_s)
+    batch = str(uuid.uuid4())
+    ids = [str(uuid.uuid4()) for _ in range(count)]
     groups = [ids] if mode == "series" else [[rid] for rid in ids]
-    transaction.on_commit(lambda: _dispatch(str(function.pk), spec.key, groups, text))
-    return batch, ids
-
-
-def _dispatch(function_id: str, key: str, groups: list[list[str]], event: str) -> None:
+    try:
+        placed = placement.request(
+            function_id=str(function.pk),
+            key=version_key(function),
+            owner=owner_tag,
+            address=address,
+            request_ids=ids,
+            new_environments=count if mode == "burst" else 1,
+            placements=len(groups),
+            rate_limit=settings.LAB_INVOCATIONS_PER_MINUTE,
+            live_limit=settings.LAB_MAX_LIVE_ENVIRONMENTS,
+        )
+    except placement.Refused as refused:
+        if refused.what == "rate":
+            message = (
+                f"Rate exceeded: at most {settings.LAB_INVOCATIONS_PER_MINUTE} invocations per minute; "
+                "try again in a minute"
+            )
+        else:
+            message = (
+                f"You have {refused.used} live execution environments (at most "
+                f"{settings.LAB_MAX_LIVE_ENVIRONMENTS}); shut some down or wait for them to be evicted"
+            )
+        raise Throttled(message, code="TooManyRequestsException") from None
     from .tasks import invoke
 
-    for request_ids in groups:
-        where = placement.claim(function_id, key)
+    position = 1
+    for request_ids, where in zip(groups, placed, strict=True):
+        call = {
+            "function": str(function.pk),
+            "version": function.latest_id,
+            "idle_timeout_s": function.idle_timeout_s,
+            "batch": batch,
+            "mode": mode,
+            "first": position,
+            "request_ids": request_ids,
+            "prefer": where.environment,
+            "reason": where.reason,
+            "reason_text": where.reason_text,
+        }
         options = {"queue": where.queue}
         if where.environment is not None:
             options["expires"] = placement.OWN_QUEUE_EXPIRES_S
-        invoke.apply_async(
-            (request_ids, event, where.environment, where.reason, where.reason_text), **options
-        )
+        invoke.apply_async((call, text), **options)
+        position += len(request_ids)
+    return Requested(batch, ids, function.latest.number)
 
 
-def invocations_run(
-    *, request_ids: list[str], event: str, prefer: str | None, reason: str | None, reason_text: str | None
-) -> None:
-    """On a worker: run the calls (in a row, in this order), each written once when it ends."""
+def invocations_run(*, call: dict, event: str) -> None:
+    """On a worker: run the calls (a series in order), each row written once, when it ends."""
     from .worker import runtime
 
     rt = runtime()
-    rows = {
-        str(row.request_id): row
-        for row in Invocation.objects.select_related("version", "function").filter(request_id__in=request_ids)
-    }
-    cold_reason = InitReason(reason, reason_text) if reason else None
-    for request_id in request_ids:
-        row = rows.get(request_id)
-        if row is None:
-            continue  # deleted with its function meanwhile
-        spec = row.version.spec(idle_timeout_s=row.function.idle_timeout_s)
-        rt.know(spec.key, str(row.function_id), str(row.version.number))
-        placement.start_call(rt.worker, request_id, str(row.function_id))
+    known = rt.revision(call["version"])
+    if known is None:
+        return  # deleted with its function meanwhile
+    version, key = known
+    function = version.function
+    spec = version.spec(idle_timeout_s=call["idle_timeout_s"])
+    prefer = call["prefer"]
+    cold_reason = InitReason(call["reason"], call["reason_text"]) if call["reason"] else None
+    for offset, request_id in enumerate(call["request_ids"]):
+        row = Invocation(
+            request_id=request_id,
+            function=function,
+            version=version,
+            batch=call["batch"],
+            mode=call["mode"],
+            position=call["first"] + offset,
+            worker=rt.worker,
+        )
+        placement.start_call(rt.worker, request_id, str(function.pk), version.pk)
         try:
             result = rt.pool.invoke(
                 spec, event.encode(), request_id=request_id, prefer=prefer, cold_reason=cold_reason
             )
-            _record(row, result, rt.worker)
+            _record(row, result)
         except PoolError as exc:
             _refuse(row, str(exc), rt)
         finally:
@@ -348,37 +363,37 @@ def invocations_run(
         prefer, cold_reason = None, None  # the next of a series finds its environment warm
 
 
-def _record(row: Invocation, result: InvokeResult, worker: str) -> None:
-    Invocation.objects.filter(pk=row.pk).update(
-        status=result.status,
-        cold=result.cold,
-        init_reason=result.init_reason or "",
-        init_reason_text=result.init_reason_text or "",
-        environment_id=result.environment_id,
-        error_type=result.error_type or "",
-        duration_ms=result.duration_ms,
-        billed_duration_ms=result.billed_duration_ms,
-        max_memory_used_mb=result.max_memory_used_mb,
-        init_duration_ms=result.init_duration_ms,
-        response=result.payload,
-        report=result.report,
-        logs="\n".join(result.logs),
-        log_truncated=result.log_truncated,
-        worker=worker,
-        ended=timezone.now(),
-    )
+def _write(row: Invocation) -> None:
+    """The row's one write, then it stops being pending."""
+    row.ended = timezone.now()
+    row.save(force_insert=True)
+    placement.written(str(row.request_id))
+
+
+def _record(row: Invocation, result: InvokeResult) -> None:
+    row.status = result.status
+    row.cold = result.cold
+    row.init_reason = result.init_reason or ""
+    row.init_reason_text = result.init_reason_text or ""
+    row.environment_id = result.environment_id
+    row.error_type = result.error_type or ""
+    row.duration_ms = result.duration_ms
+    row.billed_duration_ms = result.billed_duration_ms
+    row.max_memory_used_mb = result.max_memory_used_mb
+    row.init_duration_ms = result.init_duration_ms
+    row.response = result.payload
+    row.report = result.report
+    row.logs = "\n".join(result.logs)
+    row.log_truncated = result.log_truncated
+    _write(row)
 
 
 def _refuse(row: Invocation, why: str, rt) -> None:
     """The worker had no room for the call (Lambda's 429): it ends, in the stream too."""
-    body = json.dumps({"errorType": "TooManyRequestsException", "errorMessage": why}).encode()
-    Invocation.objects.filter(pk=row.pk).update(
-        status=Invocation.Status.REFUSED,
-        error_type="TooManyRequestsException",
-        response=body,
-        worker=rt.worker,
-        ended=timezone.now(),
-    )
+    row.status = Invocation.Status.REFUSED
+    row.error_type = "TooManyRequestsException"
+    row.response = json.dumps({"errorType": "TooManyRequestsException", "errorMessage": why}).encode()
+    _write(row)
     _publish_end(
         rt.publisher, str(row.function_id), str(row.request_id), "refused", "TooManyRequestsException", why
     )
@@ -439,16 +454,24 @@ def reap_dead_workers(publisher) -> None:
                 }
             )
         why = f"the worker running this call ({worker}) stopped"
-        for request_id, function_id in inflight.items():
-            updated = Invocation.objects.filter(pk=request_id, status=Invocation.Status.QUEUED).update(
-                status=Invocation.Status.FAILURE,
-                error_type="Sandbox.Failure",
-                response=json.dumps({"errorType": "Sandbox.Failure", "errorMessage": why}).encode(),
-                worker=worker,
-                ended=timezone.now(),
+        for request_id, (function_id, version_id) in inflight.items():
+            if Invocation.objects.filter(pk=request_id).exists():
+                continue  # it ended and was written before the worker went
+            version = FunctionVersion.objects.filter(pk=version_id).first()
+            if version is None:
+                continue  # its function was deleted meanwhile
+            _write(
+                Invocation(
+                    request_id=request_id,
+                    function_id=function_id,
+                    version=version,
+                    status=Invocation.Status.FAILURE,
+                    error_type="Sandbox.Failure",
+                    response=json.dumps({"errorType": "Sandbox.Failure", "errorMessage": why}).encode(),
+                    worker=worker,
+                )
             )
-            if updated:
-                _publish_end(publisher, function_id, request_id, "failure", "Sandbox.Failure", why)
+            _publish_end(publisher, function_id, request_id, "failure", "Sandbox.Failure", why)
         log.warning("worker %s stopped: cleared %d environments, %d calls", worker, len(envs), len(inflight))
 
 

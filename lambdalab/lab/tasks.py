@@ -9,12 +9,9 @@ from . import placement, services, worker
 
 
 @shared_task(name="lab.invoke", ignore_result=True)
-def invoke(
-    request_ids: list[str], event: str, prefer: str | None, reason: str | None, reason_text: str | None
-):
-    services.invocations_run(
-        request_ids=request_ids, event=event, prefer=prefer, reason=reason, reason_text=reason_text
-    )
+def invoke(call: dict, event: str):
+    """``call``: the function, revision, batch, mode, request ids and where placement put them."""
+    services.invocations_run(call=call, event=event)
 
 
 @shared_task(name="lab.shutdown_environments", ignore_result=True)

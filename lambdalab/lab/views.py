@@ -9,11 +9,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from sandbox import isolation
 
-from . import account, selectors, services, stream
+from . import account, placement, selectors, services, stream
 from .models import Invocation
 
 
@@ -86,6 +87,7 @@ class _NotFound(services.LabError):
 
 
 @require_GET
+@ensure_csrf_cookie
 def lab_page(request: HttpRequest, function_id=None) -> HttpResponse:
     """The lab. Without an id: the visitor's most recent function, made on the first visit."""
     session_key = _session_key(request)
@@ -135,6 +137,7 @@ def _isolation() -> dict:
 
 
 @require_http_methods(["GET", "POST"])
+@ensure_csrf_cookie  # a script's first GET gets the token its writes need
 @api
 def functions(request: HttpRequest) -> JsonResponse:
     session_key = _session_key(request)
@@ -192,7 +195,7 @@ def function_detail(request: HttpRequest, function_id) -> JsonResponse:
 def function_invoke(request: HttpRequest, function_id) -> JsonResponse:
     function = _function_or_404(request, function_id)
     data = _only(_body(request), ("mode", "count", "event"))
-    batch, ids = services.invocation_request(
+    asked = services.invocation_request(
         function=function,
         mode=data.get("mode", "once"),
         count=data.get("count", 1),
@@ -201,7 +204,7 @@ def function_invoke(request: HttpRequest, function_id) -> JsonResponse:
         address=_address(request),
     )
     return JsonResponse(
-        {"batch": str(batch), "request_ids": ids, "revision": function.latest.number}, status=202
+        {"batch": asked.batch, "request_ids": asked.request_ids, "revision": asked.revision}, status=202
     )
 
 
@@ -226,10 +229,17 @@ def function_environments(request: HttpRequest, function_id) -> JsonResponse:
     return JsonResponse({"environments": stream.environments(str(function.pk))})
 
 
+class _Pending(Exception):
+    """Asked for, not ended: its worker writes its row when it ends."""
+
+
 def _invocation_or_404(request, request_id) -> Invocation:
     try:
         row = Invocation.objects.select_related("version", "function").get(pk=request_id)
     except (Invocation.DoesNotExist, ValueError, ValidationError):
+        function_id = placement.pending(str(request_id))
+        if function_id is not None and _function_or_404(request, function_id):
+            raise _Pending() from None
         raise _NotFound("Invocation not found") from None
     if not row.function.can_be_driven_by(request.user, request.session.session_key):
         raise _NotFound("Invocation not found")
@@ -239,14 +249,20 @@ def _invocation_or_404(request, request_id) -> Invocation:
 @require_GET
 @api
 def invocation_detail(request: HttpRequest, request_id) -> JsonResponse:
-    row = _invocation_or_404(request, request_id)
+    try:
+        row = _invocation_or_404(request, request_id)
+    except _Pending:
+        return JsonResponse({"request_id": str(request_id), "status": "queued"})
     return JsonResponse(selectors.invocation_dict(row, full=True))
 
 
 @require_GET
 @api
 def invocation_response(request: HttpRequest, request_id) -> HttpResponse:
-    row = _invocation_or_404(request, request_id)
+    try:
+        row = _invocation_or_404(request, request_id)
+    except _Pending:
+        return _error("The invocation has not ended yet", status=409, code="ResourceConflictException")
     return HttpResponse(bytes(row.response), content_type="application/json")
 
 

@@ -32,6 +32,7 @@ class Runtime:
         self.publisher = Publisher(worker)
         # The engine knows versions by key; events go to the lab function's stream.
         self._versions: dict[str, tuple[str, str]] = {}  # key -> (function id, revision)
+        self._revisions: dict[int, tuple] = {}  # revision id -> (FunctionVersion, key)
         self._versions_lock = threading.Lock()
         self.pool = EnvironmentPool(
             on_event=self._on_event,
@@ -43,9 +44,25 @@ class Runtime:
         self._beat = threading.Thread(target=self._heartbeat, name="lambdalab-heartbeat", daemon=True)
         self._beat.start()
 
-    def know(self, key: str, function_id: str, revision: str) -> None:
+    def revision(self, version_id: int):
+        """A revision and its engine key, from this worker's cache (revisions never change), else
+        the database; None if it is gone (deleted with its function)."""
+        from .models import FunctionVersion
+
         with self._versions_lock:
-            self._versions[key] = (function_id, revision)
+            found = self._revisions.get(version_id)
+        if found is not None:
+            return found
+        version = FunctionVersion.objects.select_related("function").filter(pk=version_id).first()
+        if version is None:
+            return None
+        key = version.spec(idle_timeout_s=version.function.idle_timeout_s).key
+        with self._versions_lock:
+            if len(self._revisions) > 4096:
+                self._revisions.clear()
+            self._revisions[version_id] = (version, key)
+            self._versions[key] = (str(version.function_id), str(version.number))
+        return version, key
 
     def known_versions(self) -> dict[str, tuple[str, str]]:
         with self._versions_lock:

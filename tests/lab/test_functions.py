@@ -112,3 +112,13 @@ def test_anonymous_functions_expire_after_the_retention_and_accounts_keep_theirs
     assert services.functions_expire() == 1
     assert set(Function.objects.values_list("name", flat=True)) == {"kept", "fresh"}
     assert fresh.pk
+
+
+def test_renaming_is_not_a_restart_until_the_next_revision():
+    function = new_function(name="first name")
+    key = function.latest.spec(idle_timeout_s=600).key
+    renamed = services.function_update(function=function, name="second name").function
+    assert renamed.latest.spec(idle_timeout_s=600).key == key  # same environments stay warm
+    assert renamed.latest.lambda_name == "first-name"
+    revised = services.function_update(function=renamed, memory_mb=256).function
+    assert revised.latest.lambda_name == "second-name"

@@ -1,0 +1,591 @@
+// The lab page: the boot data, the editors and settings, the JSON API, the WebSocket that
+// streams lifecycle events, and the glue between the timeline, the table and the log.
+
+import {
+  EditorView,
+  basicSetup,
+  EditorState,
+  keymap,
+  python,
+  json,
+  jsonParseLinter,
+  linter,
+  lintGutter,
+  setDiagnostics,
+  indentWithTab,
+} from "/static/vendor/codemirror.js";
+import { ENDED, LabModel, shortId } from "./model.js";
+import { SettingsForm, formatEnvironment } from "./settings.js";
+import { InvocationTable, LogPanel, temperature } from "./table.js";
+import { TEMPLATES, templateText } from "./templates.js";
+import { Timeline, esc, fmtAge, fmtMs } from "./timeline.js";
+
+const boot = JSON.parse(document.getElementById("lab-boot").textContent);
+const functionId = boot.function.id;
+const maxBurst = boot.limits.max_burst;
+let saved = { ...boot.function }; // the function as the server has it
+let batch = null; // the last request: {ids, mode}
+let syntaxMarked = false;
+
+const $ = (id) => document.getElementById(id);
+
+/** Page signals for browser tests. */
+const signals = (window.lambdalab = { ready: false, seq: 0, invocations: 0, ended: 0, lanes: 0 });
+
+// -- the server's clock: event times are the server's; "now" on the timeline must match ------
+
+let clockOffset = 0;
+const now = () => Date.now() + clockOffset;
+function observeClock(eventTime) {
+  const ahead = eventTime - Date.now(); // > 0 only if the server's clock runs ahead of ours
+  if (ahead > clockOffset && ahead < 3_600_000) clockOffset = ahead;
+}
+
+// -- the JSON API -----------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, error) {
+    super(error.message || `HTTP ${status}`);
+    this.status = status;
+    this.type = error.type;
+    this.field = error.field;
+  }
+}
+
+function csrfToken() {
+  const cookie = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return cookie ? decodeURIComponent(cookie[1]) : document.querySelector("[name=csrfmiddlewaretoken]")?.value || "";
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+  const response = await fetch(path, {
+    method,
+    headers,
+    credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    /* an empty or non-JSON body */
+  }
+  if (!response.ok) {
+    throw new ApiError(response.status, data?.error || { type: `HTTP ${response.status}`, message: response.statusText });
+  }
+  return data;
+}
+
+// -- state and views --------------------------------------------------------------------------
+
+const model = new LabModel();
+model.load(boot.invocations, boot.environments, boot.seq);
+
+const timeline = new Timeline($("timeline"), {
+  model,
+  now,
+  onSelect: (id) => select(id, { from: "timeline" }),
+  onFollowChange: (on) => ($("tl-follow").checked = on),
+});
+const table = new InvocationTable($("table"), { model, now, onSelect: (id, opts) => select(id, opts) });
+const logPanel = new LogPanel($("log-panel"), {
+  model,
+  fetchDetail: (id) => api("GET", `/api/invocations/${id}`),
+});
+
+function select(requestId, { from = "page" } = {}) {
+  table.select(requestId, { reveal: from !== "table" });
+  timeline.select(requestId, { reveal: from !== "timeline" });
+  logPanel.show(requestId);
+  if (from === "timeline" || from === "table") $("log-panel").scrollIntoView({ block: "nearest" });
+}
+
+// -- editors and settings ---------------------------------------------------------------------
+
+const form = new SettingsForm({ limits: boot.limits, onInput: () => refreshDirty() });
+
+const codeView = new EditorView({
+  parent: $("code-editor"),
+  state: EditorState.create({
+    doc: saved.code,
+    extensions: [
+      basicSetup,
+      python(),
+      lintGutter(),
+      keymap.of([indentWithTab]),
+      EditorView.contentAttributes.of({ "aria-label": "Function code", "aria-describedby": "err-code" }),
+      EditorView.updateListener.of((update) => {
+        if (!update.docChanged) return;
+        clearSyntaxMarker();
+        form.clearError("code");
+        refreshDirty();
+      }),
+    ],
+  }),
+});
+
+const eventView = new EditorView({
+  parent: $("event-editor"),
+  state: EditorState.create({
+    doc: saved.event,
+    extensions: [
+      basicSetup,
+      json(),
+      linter(jsonParseLinter()),
+      lintGutter(),
+      EditorView.contentAttributes.of({ "aria-label": "Event JSON", "aria-describedby": "err-event" }),
+      EditorView.updateListener.of((update) => {
+        if (!update.docChanged) return;
+        form.clearError("event");
+        refreshDirty();
+      }),
+    ],
+  }),
+});
+
+form.fill(saved);
+const select_ = $("event-template");
+for (const t of TEMPLATES) select_.append(new Option(t.label, t.id));
+select_.addEventListener("change", () => {
+  const text = templateText(select_.value);
+  if (text == null) return;
+  eventView.dispatch({ changes: { from: 0, to: eventView.state.doc.length, insert: text } });
+});
+$("set-handler").addEventListener("input", showCodeFile);
+showCodeFile();
+
+function showCodeFile() {
+  const value = $("set-handler").value.trim();
+  const module = value.includes(".") ? value.slice(0, value.lastIndexOf(".")) : "lambda_function";
+  $("code-file").textContent = `${module.replace(/\./g, "/")}.py`;
+}
+
+function codeText() {
+  return codeView.state.doc.toString();
+}
+
+function eventText() {
+  return eventView.state.doc.toString();
+}
+
+/** The settings as they differ from the saved function (one PATCH carries them all). */
+function pendingChanges(values) {
+  const patch = {};
+  if (codeText() !== saved.code) patch.code = codeText();
+  if (eventText() !== saved.event) patch.event = eventText();
+  for (const name of ["memory_mb", "timeout_s", "tmp_mb", "idle_timeout_s", "handler"]) {
+    if (values[name] !== saved[name]) patch[name] = values[name];
+  }
+  if (formatEnvironment(values.environment) !== formatEnvironment(saved.environment)) {
+    patch.environment = values.environment;
+  }
+  return patch;
+}
+
+function refreshDirty() {
+  const raw = {
+    memory_mb: $("set-memory_mb").value,
+    timeout_s: $("set-timeout_s").value,
+    tmp_mb: $("set-tmp_mb").value,
+    idle_timeout_s: $("set-idle_timeout_s").value,
+    handler: $("set-handler").value,
+  };
+  const dirty =
+    codeText() !== saved.code ||
+    eventText() !== saved.event ||
+    Object.entries(raw).some(([k, v]) => String(v).trim() !== String(saved[k])) ||
+    $("set-environment").value.trim() !== formatEnvironment(saved.environment);
+  $("dirty").hidden = !dirty;
+}
+
+function checkEvent() {
+  try {
+    JSON.parse(eventText() || "{}");
+    form.clearError("event");
+    return true;
+  } catch (err) {
+    form.showError("event", `The event is not valid JSON: ${err.message}`);
+    return false;
+  }
+}
+
+const CHANGE_WORDS = {
+  code: "code changed",
+  handler: "handler changed",
+  memory_mb: "memory changed",
+  timeout_s: "timeout changed",
+  tmp_mb: "/tmp size changed",
+  environment: "environment variables changed",
+};
+
+/** Save what changed with one PATCH; false (reasons shown by the fields) if refused. */
+async function saveChanges() {
+  const read = form.read();
+  const eventOk = checkEvent();
+  if (read.invalid || !eventOk) {
+    notice("Not invoked: fix the field marked in red first.", "error");
+    form.focus(read.invalid ? read.invalid[0] : "event");
+    return false;
+  }
+  const patch = pendingChanges(read.values);
+  if (!Object.keys(patch).length) return true;
+  try {
+    const fn = await api("PATCH", `/api/functions/${functionId}`, patch);
+    saved = { ...saved, ...fn };
+    $("revision").textContent = `revision ${fn.revision}`;
+    if (fn.new_revision) {
+      const why = (fn.changed || []).map((c) => CHANGE_WORDS[c] || `${c} changed`).join(", ");
+      notice(`new revision ${fn.revision}: the next call will be cold (${why})`, "info");
+    }
+    refreshDirty();
+    return true;
+  } catch (err) {
+    showApiError(err);
+    return false;
+  }
+}
+
+function showApiError(err, { countField } = {}) {
+  if (!(err instanceof ApiError)) {
+    notice(`Could not reach the lab: ${err.message}`, "error");
+    return;
+  }
+  const field = err.field === "count" ? countField : err.field;
+  if (field && form.showError(field, err.message)) {
+    notice(`Not invoked: ${err.message}`, "error");
+    form.focus(field);
+  } else {
+    notice(`${err.type ? `${err.type}: ` : ""}${err.message}`, "error");
+  }
+}
+
+function notice(text, kind = "info") {
+  const el = $("notice");
+  el.textContent = text;
+  el.className = `notice ${kind}`;
+}
+
+// -- the function's name: saved on change -----------------------------------------------------
+
+$("fn-name").addEventListener("change", async () => {
+  const name = $("fn-name").value.trim();
+  if (!name || name.length > 64) {
+    form.showError("name", "Name must be 1 to 64 characters");
+    return;
+  }
+  if (name === saved.name) return;
+  try {
+    const fn = await api("PATCH", `/api/functions/${functionId}`, { name });
+    saved.name = fn.name;
+    form.clearError("name");
+    document.title = `${fn.name} · LambdaLab`;
+    notice(`Renamed to ${fn.name}.`);
+  } catch (err) {
+    showApiError(err);
+  }
+});
+$("fn-name").addEventListener("input", () => form.clearError("name"));
+
+// -- invoking -----------------------------------------------------------------------------
+
+let queue = Promise.resolve(); // one request at a time: a save must land before its invoke
+
+function invoke(mode) {
+  queue = queue.then(() => doInvoke(mode)).catch((err) => console.error(err));
+  return queue;
+}
+
+function readCount(mode) {
+  const input = $(mode === "series" ? "series-count" : "burst-count");
+  const box = mode === "series" ? "series-count" : "burst-count";
+  const value = Number(input.value);
+  if (!Number.isInteger(value) || value < 1 || value > maxBurst) {
+    form.showError(box, `${mode === "series" ? "In a row" : "At once"}: a whole number from 1 to ${maxBurst}`);
+    input.focus();
+    return null;
+  }
+  form.clearError(box);
+  return value;
+}
+
+async function doInvoke(mode) {
+  let count = 1;
+  if (mode !== "once") {
+    count = readCount(mode);
+    if (count == null) return;
+  }
+  if (!(await saveChanges())) return;
+  try {
+    const answer = await api("POST", `/api/functions/${functionId}/invoke`, { mode, count });
+    model.addRequested(answer.request_ids, { batch: answer.batch, mode, revision: answer.revision });
+    batch = { ids: answer.request_ids, mode };
+    if (!$("notice").classList.contains("info") || !$("notice").textContent.startsWith("new revision")) notice("");
+    select(answer.request_ids[0]);
+    renderNow();
+  } catch (err) {
+    showApiError(err, { countField: mode === "series" ? "series-count" : "burst-count" });
+  }
+}
+
+$("invoke").addEventListener("click", () => invoke("once"));
+$("invoke-series").addEventListener("click", () => invoke("series"));
+$("invoke-burst").addEventListener("click", () => invoke("burst"));
+for (const id of ["series-count", "burst-count"]) {
+  $(id).max = maxBurst;
+  $(id).addEventListener("input", () => form.clearError(id));
+  $(id).addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.ctrlKey && !e.metaKey) invoke(id === "series-count" ? "series" : "burst");
+  });
+}
+document.addEventListener(
+  "keydown",
+  (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      e.stopPropagation();
+      invoke("once");
+    }
+  },
+  true,
+);
+
+$("shutdown").addEventListener("click", async () => {
+  const live = model.liveLanes().length;
+  try {
+    await api("POST", `/api/functions/${functionId}/environments`);
+    model.markShuttingDown();
+    notice(
+      live
+        ? `Shutting down ${live} environment${live === 1 ? "" : "s"}: the next call will be cold.`
+        : "No environment is running; the next call will be cold anyway.",
+    );
+    renderNow();
+  } catch (err) {
+    showApiError(err);
+  }
+});
+
+// -- the syntax error marker ------------------------------------------------------------------
+
+function markSyntaxError(inv) {
+  if (String(inv.revision) !== String(saved.revision) || codeText() !== saved.code) return;
+  let body = null;
+  try {
+    body = JSON.parse(inv.response);
+  } catch {
+    /* a cut preview: read it as text below */
+  }
+  const stack = Array.isArray(body?.stackTrace) ? body.stackTrace.join("\n") : inv.response || "";
+  const message = body?.errorMessage || /"errorMessage"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(inv.response || "")?.[1] || "Syntax error";
+  const found = /Line (\d+)/.exec(stack) || /line (\d+)\)/.exec(message);
+  const file = /File "\/var\/task\/([^"]+)"/.exec(stack)?.[1];
+  if (!found || (file && file !== $("code-file").textContent)) return;
+  const doc = codeView.state.doc;
+  const line = doc.line(Math.max(1, Math.min(Number(found[1]), doc.lines)));
+  codeView.dispatch(
+    setDiagnostics(codeView.state, [
+      { from: line.from, to: line.to, severity: "error", source: "Lambda", message: `Runtime.UserCodeSyntaxError: ${message}` },
+    ]),
+  );
+  syntaxMarked = true;
+  form.showError("code", `Runtime.UserCodeSyntaxError on line ${line.number}: ${message}`);
+}
+
+function clearSyntaxMarker() {
+  if (!syntaxMarked) return;
+  syntaxMarked = false;
+  codeView.dispatch(setDiagnostics(codeView.state, []));
+  form.clearError("code");
+}
+
+// -- the event stream ------------------------------------------------------------------------
+
+let socket = null;
+let backoff = 500;
+let lastMessage = 0;
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/ws/functions/${functionId}/events?after=${model.seq}`);
+  connection("connecting");
+  socket.addEventListener("open", () => {
+    backoff = 500;
+    lastMessage = Date.now();
+    connection("live");
+    signals.ready = true;
+  });
+  socket.addEventListener("message", (message) => {
+    lastMessage = Date.now();
+    receive(JSON.parse(message.data));
+  });
+  socket.addEventListener("close", (e) => {
+    if (e.code === 4404) {
+      connection("closed");
+      notice("This function no longer exists (or is not yours): reload the page.", "error");
+      return;
+    }
+    connection("reconnecting");
+    setTimeout(connect, backoff + Math.random() * 300);
+    backoff = Math.min(backoff * 2, 15_000);
+  });
+}
+
+// The server pings every 15 s when quiet: a silent socket is a dead one.
+setInterval(() => {
+  if (socket?.readyState === WebSocket.OPEN && Date.now() - lastMessage > 45_000) socket.close();
+}, 5_000);
+
+function receive(message) {
+  if (message.type === "events") {
+    for (const ev of message.events) {
+      if (ev.function_id && ev.function_id !== functionId) continue;
+      if (!model.apply(ev)) continue;
+      if (ev.time) observeClock(ev.time);
+      if (ev.type === "invoke.end") ended(model.get(ev.request_id));
+    }
+    renderNow();
+  } else if (message.type === "snapshot") {
+    model.load(message.invocations, message.environments, message.seq);
+    renderNow();
+  }
+}
+
+function ended(inv) {
+  if (!inv) return;
+  if (inv.error_type === "Runtime.UserCodeSyntaxError") markSyntaxError(inv);
+  else if (inv.status === "success") clearSyntaxMarker();
+}
+
+function connection(state) {
+  const el = $("connection");
+  el.className = `conn ${state}`;
+  el.textContent = { live: "● live", connecting: "○ connecting…", reconnecting: "○ reconnecting…", closed: "✕ closed" }[state];
+  el.title = state === "live" ? "Receiving lifecycle events as they happen" : "Not receiving events: retrying";
+}
+
+// -- rendering ------------------------------------------------------------------------------
+
+function renderNow() {
+  table.render();
+  logPanel.render();
+  renderAlive();
+  renderLastCall();
+  renderProgress();
+  timeline.invalidate();
+  Object.assign(signals, {
+    seq: model.seq,
+    invocations: model.invocations.size,
+    ended: model.ended,
+    lanes: model.lanes.size,
+  });
+}
+
+const STATE_BADGES = {
+  initializing: "◔ initializing",
+  busy: "▶ busy",
+  frozen: "⏸ frozen",
+  "shutting down": "… shutting down",
+};
+
+function renderAlive() {
+  const lanes = model.liveLanes();
+  $("alive-count").textContent = lanes.length;
+  const t = now();
+  $("alive").innerHTML = lanes.length
+    ? lanes
+        .map(
+          (lane) =>
+            `<li><code title="${esc(lane.id)}">${esc(lane.short)}</code>` +
+            (lane.instance ? ` <span class="inst">instance ${esc(lane.instance)}</span>` : "") +
+            ` <span class="state ${esc(lane.state.replace(/\s/g, "-"))}">${STATE_BADGES[lane.state] || esc(lane.state)}</span>` +
+            ` <span class="age">age ${fmtAge(t - lane.born)}</span></li>`,
+        )
+        .join("")
+    : `<li class="none">None: the next call will be a cold start.</li>`;
+}
+
+function renderLastCall() {
+  const id = model.order.find((rid) => ENDED.has(model.get(rid).status));
+  const box = $("last-call");
+  if (!id) return;
+  const inv = model.get(id);
+  const lane = inv.environment ? model.lanes.get(inv.environment) : null;
+  const env = inv.environment
+    ? `<code>${esc(shortId(inv.environment, 6))}</code>${lane?.instance ? ` (instance <code>${esc(lane.instance)}</code>)` : ""}`
+    : "";
+  let text;
+  if (!inv.environment) {
+    text = `Call #${inv.n} did not run: <b>${esc(inv.error_type || inv.status)}</b>.`;
+  } else if (inv.cold) {
+    const init = inv.init_duration_ms ? `Init took ${fmtMs(inv.init_duration_ms)} (runtime start, then your module code), then ` : "Init ran again inside the call, then ";
+    text = `Call #${inv.n} needed a new execution environment ${env} because of <b>${esc(inv.init_reason_text || "a cold start")}</b>. ${init}your handler ran for ${fmtMs(inv.duration_ms)}.`;
+  } else if (inv.init_reason_text) {
+    text = `Call #${inv.n} reused environment ${env}, but Lambda ran Init again inside the call because <b>${esc(inv.init_reason_text)}</b>; the handler ran for ${fmtMs(inv.duration_ms)}.`;
+  } else {
+    text = `Call #${inv.n} reused the frozen environment ${env}: it was thawed, your module code did not run again (globals kept their values), and the handler ran for ${fmtMs(inv.duration_ms)}.`;
+  }
+  if (inv.status !== "success") {
+    const reset = inv.status === "timeout" || /OutOfMemory|ExitError/.test(inv.error_type || "")
+      ? " Lambda killed the runtime (↺ reset): the environment stays, and its next call runs Init again."
+      : "";
+    text += ` It failed: <b>${esc(inv.error_type || inv.status)}</b>.${reset}`;
+  }
+  box.innerHTML = `<p>${temperature(inv)} ${text}</p>`;
+}
+
+function renderProgress() {
+  const el = $("progress");
+  if (!batch) return;
+  const calls = batch.ids.map((id) => model.get(id)).filter(Boolean);
+  const done = calls.filter((c) => ENDED.has(c.status));
+  const failed = done.filter((c) => c.status !== "success").length;
+  const cold = done.filter((c) => c.cold).length;
+  if (batch.mode === "once") {
+    const call = calls[0];
+    el.textContent = !call
+      ? ""
+      : done.length
+        ? `Call #${call.n} done: ${call.cold ? "❄ cold" : "♨ warm"}, ${call.status === "success" ? "success" : call.error_type || call.status}.`
+        : `Call #${call.n} ${call.status === "running" ? "running…" : "queued…"}`;
+    return;
+  }
+  const how = batch.mode === "series" ? "in a row" : "at once";
+  el.textContent =
+    `${done.length} of ${calls.length} done (${how})` +
+    (done.length ? ` · ${cold} cold, ${done.length - cold} warm` : "") +
+    (failed ? ` · ${failed} failed` : "");
+}
+
+function renderIsolation() {
+  const iso = boot.isolation;
+  const weak = iso.weak || [];
+  if (iso.level !== "strong") {
+    const banner = $("isolation-banner");
+    banner.hidden = false;
+    banner.innerHTML =
+      `<b>Isolation here is ${esc(iso.level)}, weaker than Lambda's.</b> Weak: ` +
+      (weak.length ? weak.map((f) => `<b>${esc(f.name)}</b> (${esc(f.level)}: ${esc(f.detail)})`).join("; ") : "see Isolation below") +
+      ".";
+  }
+  $("isolation-body").innerHTML =
+    `<p>Isolation level on this host: <b>${esc(iso.level)}</b>.</p>` +
+    (weak.length ? `<p>Weaker than Lambda:</p><ul>${weak.map((f) => `<li><b>${esc(f.name)}</b> (${esc(f.level)}): ${esc(f.detail)}</li>`).join("")}</ul>` : "") +
+    ((iso.notes || []).length ? `<p>Known differences:</p><ul>${iso.notes.map((n) => `<li>${esc(n)}</li>`).join("")}</ul>` : "");
+}
+
+// -- timeline controls ----------------------------------------------------------------------
+
+$("tl-window").addEventListener("change", (e) => timeline.setWindow(e.target.value));
+$("tl-follow").addEventListener("change", (e) => timeline.setFollow(e.target.checked));
+$("tl-earlier").addEventListener("click", () => timeline.pan(-1));
+$("tl-later").addEventListener("click", () => timeline.pan(1));
+
+// -- start ----------------------------------------------------------------------------------
+
+renderIsolation();
+renderNow();
+setInterval(renderAlive, 1_000);
+connect();
