@@ -12,9 +12,9 @@ exactly once, or a snapshot when that is older than what is kept.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
-import queue
 import threading
 import time
 
@@ -82,49 +82,69 @@ def trim(event: dict) -> dict:
     return event
 
 
+URGENT = frozenset({"invoke.end"})  # written by the thread that emits them: what a page waits on
+
+
 class Publisher:
-    """Writes a worker's events to Redis in batches, in order, from one thread."""
+    """Writes a worker's events to Redis, in order, in batches.
+
+    Events queue up and a thread of the publisher's own writes them, so the
+    engine never waits on Redis; but an ``invoke.end`` is written at once by the
+    thread that emits it, with everything queued before it (one writer at a
+    time, so the order holds): no thread hand-off between a call's end and the
+    page that waits for it.
+    """
 
     def __init__(self, worker: str) -> None:
         self.worker = worker
-        self._queue: queue.Queue = queue.Queue(QUEUE_BOUND)
+        self._pending: collections.deque[str] = collections.deque()
+        self._cond = threading.Condition()
+        self._writing = threading.Lock()
         self._script = rds.client().register_script(PUBLISH)
-        self._idle = threading.Event()
-        self._idle.set()
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="lambdalab-publisher", daemon=True)
         self._thread.start()
 
     def submit(self, event: dict) -> None:
-        """Queue one event (with ``function_id`` and ``revision`` set); never blocks the engine."""
-        self._idle.clear()
-        try:
-            self._queue.put_nowait(json.dumps(trim(event), separators=(",", ":")))
-        except queue.Full:
-            self.dropped += 1
-            log.error("event queue full: %s event of %s dropped", event.get("type"), event.get("function_id"))
+        """Queue one event (with ``function_id`` and ``revision`` set)."""
+        data = json.dumps(trim(event), separators=(",", ":"))
+        with self._cond:
+            if len(self._pending) >= QUEUE_BOUND:
+                self.dropped += 1
+                log.error("event queue full: %s event of %s dropped", event.get("type"), event.get("function_id"))
+                return
+            self._pending.append(data)
+            if event.get("type") not in URGENT:
+                self._cond.notify()
+                return
+        self.flush()
 
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every event submitted so far is in Redis."""
-        return self._idle.wait(timeout)
+    def flush(self) -> None:
+        """Write everything submitted so far, in this thread."""
+        with self._writing:
+            while True:
+                with self._cond:
+                    batch = [self._pending.popleft() for _ in range(min(MAX_BATCH, len(self._pending)))]
+                if not batch:
+                    return
+                self._write(batch)
+
+    def _write(self, batch: list[str]) -> None:
+        for attempt in range(20):
+            try:
+                self._script(args=[self.worker, STREAM_KEEP, *batch])
+                return
+            except Exception:  # noqa: BLE001 - Redis away: wait for it, in order
+                log.exception("publishing %d events failed (attempt %d)", len(batch), attempt + 1)
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+        log.error("%d events lost: Redis did not take them", len(batch))
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            for attempt in range(20):
-                try:
-                    self._script(args=[self.worker, STREAM_KEEP, *batch])
-                    break
-                except Exception:  # noqa: BLE001 - Redis away: wait for it, in order
-                    log.exception("publishing %d events failed (attempt %d)", len(batch), attempt + 1)
-                    time.sleep(min(2.0, 0.05 * 2**attempt))
-            if self._queue.empty():
-                self._idle.set()
+            with self._cond:
+                while not self._pending:
+                    self._cond.wait()
+            self.flush()
 
 
 def read_after(function_id: str, after: int, count: int = 1000) -> tuple[list[dict], int | None]:
