@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 SYSTEM_PYTHON := /usr/bin/python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run demo setup system venv redis migrate test test-fast bench check lint fmt clean
+.PHONY: run demo setup system browser venv redis migrate test test-fast bench check lint fmt clean
 
 # The whole lab: web and worker (see Procfile), Redis if none answers, SQLite by default.
 run: setup redis migrate
@@ -53,14 +53,21 @@ redis:
 	  for i in $$(seq 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done; \
 	fi
 
-test: setup redis
+# Debian's Chromium for the browser tests (Playwright drives it; it cannot download one here).
+browser:
+	@test -x /usr/bin/chromium || { echo "installing: chromium"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: setup browser redis
 	$(PY) -m pytest
 
-test-fast: setup redis
+test-fast: setup browser redis
 	$(PY) -m pytest -m "not slow"
 
-bench: setup
+bench: setup redis
 	$(PY) bench/engine.py
+	$(PY) bench/lab.py
 
 check: setup
 	$(PY) -m sandbox check
