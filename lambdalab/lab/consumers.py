@@ -127,14 +127,18 @@ class FunctionEventsConsumer(AsyncWebsocketConsumer):
             after = await self._snapshot()  # what it missed is no longer kept
         elif not oldest and after > 0 and after < await _last_seq(self.redis, self.function_id):
             after = await self._snapshot()
-        cursor = f"{after}-0"
+        last = after
         while True:
-            found = await self.redis.xread({key: cursor}, count=BATCH, block=BLOCK_MS)
+            found = await self.redis.xread({key: f"{last}-0"}, count=BATCH, block=BLOCK_MS)
             if not found:
                 await self.send(text_data=json.dumps({"type": "ping"}))
                 continue
             entries = found[0][1]
-            cursor = entries[-1][0].decode()
+            if int(entries[0][0].split(b"-")[0]) != last + 1 and last > 0:
+                # fell behind a trim of the stream: what it missed is gone, so a snapshot instead
+                last = await self._snapshot()
+                continue
+            last = int(entries[-1][0].split(b"-")[0])
             events = [json.loads(fields[b"e"]) for _, fields in entries]
             await self.send(text_data=json.dumps({"type": "events", "events": events}))
 

@@ -22,20 +22,26 @@ from . import rds
 
 log = logging.getLogger(__name__)
 
-STREAM_KEEP = 5000  # events kept per function for a page that reconnects
+# Events kept per function for a page that reconnects: above one call's worst flood (10,000
+# output lines and its platform lines), so a page keeping up never misses one. A function's
+# stream and counter expire a day after its last event.
+STREAM_KEEP = 12_000
+STREAM_TTL_S = 86_400
 PREVIEW_BYTES = 1024  # of a response, in invoke.end; the API gives it in full
 MAX_BATCH = 200
 QUEUE_BOUND = 100_000  # events waiting to be written; past it a worker is far behind Redis
 
 # KEYS: none (single Redis; keys are built from the events). ARGV[1]: worker, ARGV[2]: keep,
-# ARGV[3..]: events (JSON). Returns the last sequence number given.
+# ARGV[3]: expiry (s), ARGV[4..]: events (JSON). Returns the last sequence number given.
 PUBLISH = """
-local worker, keep = ARGV[1], tonumber(ARGV[2])
+local worker, keep, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local last = 0
-for i = 3, #ARGV do
+local touched = {}
+for i = 4, #ARGV do
   local event = cjson.decode(ARGV[i])
   local fid, key, env = event['function_id'], event['function'], event['environment']
   last = redis.call('INCR', 'll:seq:' .. fid)
+  touched[fid] = true
   event['seq'] = last
   redis.call('XADD', 'll:ev:' .. fid, 'MAXLEN', '~', keep, last .. '-0', 'e', cjson.encode(event))
   local t = event['type']
@@ -65,6 +71,10 @@ for i = 3, #ARGV do
     redis.call('SET', 'll:gone:' .. key, cjson.encode({reason = event['reason'], idle_s = event['idle_s']}),
       'EX', 86400)
   end
+end
+for fid in pairs(touched) do
+  redis.call('EXPIRE', 'll:seq:' .. fid, ttl)
+  redis.call('EXPIRE', 'll:ev:' .. fid, ttl)
 end
 return last
 """
@@ -111,7 +121,9 @@ class Publisher:
         with self._cond:
             if len(self._pending) >= QUEUE_BOUND:
                 self.dropped += 1
-                log.error("event queue full: %s event of %s dropped", event.get("type"), event.get("function_id"))
+                log.error(
+                    "event queue full: %s event of %s dropped", event.get("type"), event.get("function_id")
+                )
                 return
             self._pending.append(data)
             if event.get("type") not in URGENT:
@@ -132,7 +144,7 @@ class Publisher:
     def _write(self, batch: list[str]) -> None:
         for attempt in range(20):
             try:
-                self._script(args=[self.worker, STREAM_KEEP, *batch])
+                self._script(args=[self.worker, STREAM_KEEP, STREAM_TTL_S, *batch])
                 return
             except Exception:  # noqa: BLE001 - Redis away: wait for it, in order
                 log.exception("publishing %d events failed (attempt %d)", len(batch), attempt + 1)
