@@ -46,7 +46,9 @@ class FunctionEventsConsumer(AsyncWebsocketConsumer):
         except ValueError:
             after = 0
         await self.accept()
-        self.redis = aioredis.from_url(settings.REDIS_URL, socket_timeout=READ_TIMEOUT_S)
+        self.redis = aioredis.from_url(
+            settings.REDIS_URL, socket_timeout=READ_TIMEOUT_S, client_name=f"ll-ws-{self.function_id}"
+        )
         self.pump = asyncio.create_task(self._pump(after))
 
     async def disconnect(self, code):

@@ -1,0 +1,158 @@
+"""The lab page in a real browser, as a student uses it: by role and name, waiting on the page's signals."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+import redis
+from django.conf import settings
+
+from .conftest import shot
+
+pytestmark = pytest.mark.slow
+
+COUNTING = """import uuid
+
+INSTANCE_ID = uuid.uuid4().hex[:8]
+calls = 0
+
+
+def lambda_handler(event, context):
+    global calls
+    calls += 1
+    print(f"instance {INSTANCE_ID}: call {calls}")
+    return {"instance": INSTANCE_ID, "calls": calls}
+"""
+
+
+def set_code(page, code: str) -> None:
+    """Type the handler into the editor, as a student pastes it."""
+    editor = page.locator(".cm-content").first
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(code)
+
+
+def ended(page) -> int:
+    return page.evaluate("window.lambdalab.ended")
+
+
+def wait_ended(page, n: int, timeout: float = 60_000) -> None:
+    page.wait_for_function(f"window.lambdalab.ended >= {n}", timeout=timeout)
+
+
+def invoke(page, times: int = 1) -> None:
+    for _ in range(times):
+        before = ended(page)
+        page.get_by_role("button", name="Invoke", exact=True).click()
+        wait_ended(page, before + 1)
+
+
+def rows(page) -> list[dict]:
+    """The invocations the page holds, newest first, as its table shows them."""
+    return page.evaluate("window.lambdalab.rows ? window.lambdalab.rows() : []")
+
+
+def test_three_invokes_are_one_cold_start_and_two_warm_calls_in_one_environment(page):
+    set_code(page, COUNTING)
+    invoke(page)
+    shot(page, "1-first-cold-call")
+    invoke(page, 2)
+    shot(page, "2-warm-calls")
+    table = page.get_by_role("table")
+    assert table.get_by_text("cold", exact=True).count() == 1
+    assert table.get_by_text("warm", exact=True).count() == 2
+    assert page.evaluate("window.lambdalab.lanes") == 1
+    instances = set(re.findall(r'"instance": "([0-9a-f]{8})"', page.content()))
+    assert len(instances) == 1
+    assert page.get_by_text("the first call").first.is_visible()
+
+
+def test_a_burst_of_five_makes_five_lanes(page):
+    set_code(page, "import time\n\ndef lambda_handler(event, context):\n    time.sleep(0.5)\n    return 'ok'\n")
+    page.get_by_label("How many at once").fill("5")
+    page.get_by_role("button", name="Invoke at once").click()
+    wait_ended(page, 5)
+    assert page.evaluate("window.lambdalab.lanes") == 5
+    shot(page, "3-burst-of-five")
+
+
+def test_a_timeout_shows_sandbox_timedout_and_the_next_call_re_initialises(page):
+    set_code(page, "import time\n\ndef lambda_handler(event, context):\n    time.sleep(event.get('s', 5))\n    return 'ok'\n")
+    page.get_by_label("Timeout (s)").fill("1")
+    invoke(page)
+    assert page.get_by_text("Sandbox.Timedout").first.is_visible()
+    shot(page, "4-timeout")
+    invoke(page)
+    assert page.get_by_text("re-initialised after a timeout").first.is_visible()
+
+
+def test_editing_the_code_makes_the_next_call_cold_and_says_why(page):
+    invoke(page)
+    invoke(page)
+    set_code(page, COUNTING + "\n# edited\n")
+    invoke(page)
+    assert page.get_by_text("the code or a setting changed: a new revision").first.is_visible()
+    assert page.get_by_text(re.compile(r"revision 2")).first.is_visible()
+
+
+def test_a_syntax_error_is_marked_in_the_editor_with_lambdas_error(page):
+    set_code(page, "def lambda_handler(event, context)\n    return 1\n")
+    invoke(page)
+    assert page.get_by_text("Runtime.UserCodeSyntaxError").first.is_visible()
+    page.wait_for_selector(".cm-lintRange-error, .cm-lint-marker-error", timeout=10_000)
+    shot(page, "5-syntax-error")
+
+
+def test_a_websocket_cut_mid_burst_reconnects_and_shows_every_invocation_once(page, browser):
+    set_code(page, "import time\n\ndef lambda_handler(event, context):\n    time.sleep(1)\n    return 'ok'\n")
+    page.get_by_label("How many at once").fill("6")
+    page.get_by_role("button", name="Invoke at once").click()
+    page.wait_for_function("window.lambdalab.invocations >= 1", timeout=30_000)
+    # cut the page's event stream from the server: kill the consumer's Redis connection
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    killed = 0
+    deadline = time.monotonic() + 10
+    while not killed and time.monotonic() < deadline:
+        for client in r.client_list():
+            if client.get("name", "").startswith("ll-ws-"):
+                r.client_kill_filter(_id=client["id"])
+                killed += 1
+    assert killed, "no WebSocket consumer connection to cut"
+    wait_ended(page, 6)
+    page.wait_for_function("window.lambdalab.reconnects >= 1", timeout=30_000)
+    ids = page.evaluate("window.lambdalab.requestIds()")
+    assert len(ids) == len(set(ids)) == 6  # every invocation once
+
+
+def test_two_visitors_with_the_same_code_get_different_environments(page, browser, lab_server):
+    set_code(page, COUNTING)
+    invoke(page)
+    other = browser.new_context(base_url=lab_server).new_page()
+    other.goto("/")
+    other.wait_for_function("window.lambdalab && window.lambdalab.ready === true", timeout=30_000)
+    set_code(other, COUNTING)
+    invoke(other)
+    mine = page.evaluate("window.lambdalab.environmentIds()")
+    theirs = other.evaluate("window.lambdalab.environmentIds()")
+    assert mine and theirs and not set(mine) & set(theirs)
+    # and someone else's function id is not found
+    function_id = page.evaluate("window.lambdalab.functionId")
+    answer = other.goto(f"/f/{function_id}/")
+    assert answer.status == 404
+    api = other.request.get(f"/api/functions/{function_id}")
+    assert api.status == 404 and json.loads(api.text())["error"]["type"] == "ResourceNotFoundException"
+    other.context.close()
+
+
+def test_the_page_refuses_bad_settings_next_to_the_field(page):
+    memory = page.get_by_label("Memory (MB)")
+    memory.fill("64")
+    page.get_by_role("button", name="Invoke", exact=True).click()
+    assert memory.get_attribute("aria-invalid") == "true"
+    assert page.get_by_text(re.compile("between 128 and 10,?240")).first.is_visible()
+    assert ended(page) == 0  # nothing ran
