@@ -16,6 +16,8 @@ import pytest  # noqa: E402
 
 from sandbox import EnvironmentPool, FunctionSpec  # noqa: E402
 
+pytest_plugins = ["tests.lab_fixtures"]  # real Celery workers, for the lab and browser tests
+
 
 class Recorder:
     """Collects lifecycle events and lets a test wait for one (never sleep-and-hope)."""

@@ -30,7 +30,24 @@ let syntaxMarked = false;
 const $ = (id) => document.getElementById(id);
 
 /** Page signals for browser tests. */
-const signals = (window.lambdalab = { ready: false, seq: 0, invocations: 0, ended: 0, lanes: 0 });
+const signals = (window.lambdalab = {
+  ready: false,
+  seq: 0,
+  invocations: 0,
+  ended: 0,
+  lanes: 0,
+  reconnects: 0, // times the event stream was re-opened after a cut
+  functionId,
+  requestIds: () => [...model.order],
+  /** The calls as the table shows them, newest first. */
+  calls: () =>
+    model.order.map((id) => {
+      const { request_id, status, cold, init_reason, init_reason_text, environment, error_type, response } =
+        model.invocations.get(id);
+      return { request_id, status, cold, init_reason, init_reason_text, environment, error_type, response };
+    }),
+  environmentIds: () => [...model.lanes.keys()],
+});
 
 // -- the server's clock: event times are the server's; "now" on the timeline must match ------
 
@@ -97,6 +114,8 @@ const logPanel = new LogPanel($("log-panel"), {
 });
 
 function select(requestId, { from = "page" } = {}) {
+  selectedId = requestId;
+  renderLastCall();
   table.select(requestId, { reveal: from !== "table" });
   timeline.select(requestId, { reveal: from !== "timeline" });
   logPanel.show(requestId);
@@ -147,10 +166,10 @@ const eventView = new EditorView({
 });
 
 form.fill(saved);
-const select_ = $("event-template");
-for (const t of TEMPLATES) select_.append(new Option(t.label, t.id));
-select_.addEventListener("change", () => {
-  const text = templateText(select_.value);
+const templateSelect = $("event-template");
+for (const t of TEMPLATES) templateSelect.append(new Option(t.label, t.id));
+templateSelect.addEventListener("change", () => {
+  const text = templateText(templateSelect.value);
   if (text == null) return;
   eventView.dispatch({ changes: { from: 0, to: eventView.state.doc.length, insert: text } });
 });
@@ -312,6 +331,7 @@ function readCount(mode) {
 }
 
 async function doInvoke(mode) {
+  notice(""); // a save below may say why the next call is cold
   let count = 1;
   if (mode !== "once") {
     count = readCount(mode);
@@ -322,7 +342,6 @@ async function doInvoke(mode) {
     const answer = await api("POST", `/api/functions/${functionId}/invoke`, { mode, count });
     model.addRequested(answer.request_ids, { batch: answer.batch, mode, revision: answer.revision });
     batch = { ids: answer.request_ids, mode };
-    if (!$("notice").classList.contains("info") || !$("notice").textContent.startsWith("new revision")) notice("");
     select(answer.request_ids[0]);
     renderNow();
   } catch (err) {
@@ -428,6 +447,7 @@ function connect() {
       return;
     }
     connection("reconnecting");
+    signals.reconnects += 1;
     setTimeout(connect, backoff + Math.random() * 300);
     backoff = Math.min(backoff * 2, 15_000);
   });
@@ -486,7 +506,7 @@ function renderNow() {
 const STATE_BADGES = {
   initializing: "◔ initializing",
   busy: "▶ busy",
-  frozen: "⏸ frozen",
+  frozen: "‖ frozen",
   "shutting down": "… shutting down",
 };
 
@@ -507,8 +527,40 @@ function renderAlive() {
     : `<li class="none">None: the next call will be a cold start.</li>`;
 }
 
+let selectedId = null;
+
+/** The phases of one call, in order: Init's parts (a cold start) and the Invoke. */
+function phases(inv) {
+  const lane = inv.environment ? model.lanes.get(inv.environment) : null;
+  const out = [];
+  const index = lane ? lane.spans.findIndex((s) => s.kind === "invoke" && s.rid === inv.request_id) : -1;
+  for (let j = index - 1; j >= 0 && ["runtime", "function", "init"].includes(lane.spans[j].kind); j--) {
+    const span = lane.spans[j];
+    if (span.end == null) break;
+    const label = { runtime: "Init: runtime start", function: "Init: your module code", init: "Init" }[span.kind];
+    out.unshift({ cls: `k-${span.kind}${span.failed ? " failed" : ""}`, label, ms: span.end - span.start });
+  }
+  if (!out.length && inv.cold && inv.init_duration_ms) out.push({ cls: "k-init", label: "Init", ms: inv.init_duration_ms });
+  out.push({ cls: inv.status === "success" ? "ok" : "err", label: "Invoke (your handler)", ms: inv.duration_ms || 0 });
+  return out;
+}
+
+function phaseBar(inv) {
+  const parts = phases(inv);
+  const total = parts.reduce((n, p) => n + p.ms, 0);
+  const scale = Math.max(total, 30); // one scale for short calls, so cold and warm compare by eye
+  const bar = parts
+    .map((p) => `<span class="ph ${p.cls}" style="width:${Math.max(0.6, (p.ms / scale) * 100)}%"></span>`)
+    .join("");
+  const words = parts.map((p) => `<span><i class="sw ${p.cls}"></i>${p.label} <b>${fmtMs(p.ms)}</b></span>`).join("");
+  return `<div class="phases" aria-hidden="true">${bar}</div><p class="phase-words">${words}${inv.cold ? "" : "<span>no Init: warm</span>"}</p>`;
+}
+
 function renderLastCall() {
-  const id = model.order.find((rid) => ENDED.has(model.get(rid).status));
+  const id =
+    selectedId && ENDED.has(model.get(selectedId)?.status)
+      ? selectedId
+      : model.order.find((rid) => ENDED.has(model.get(rid).status));
   const box = $("last-call");
   if (!id) return;
   const inv = model.get(id);
@@ -533,7 +585,7 @@ function renderLastCall() {
       : "";
     text += ` It failed: <b>${esc(inv.error_type || inv.status)}</b>.${reset}`;
   }
-  box.innerHTML = `<p>${temperature(inv)} ${text}</p>`;
+  box.innerHTML = `<p>${temperature(inv)} ${text}</p>${inv.environment ? phaseBar(inv) : ""}`;
 }
 
 function renderProgress() {
@@ -566,7 +618,7 @@ function renderIsolation() {
     const banner = $("isolation-banner");
     banner.hidden = false;
     banner.innerHTML =
-      `<b>Isolation here is ${esc(iso.level)}, weaker than Lambda's.</b> Weak: ` +
+      `<b>Isolation on this host: ${esc(iso.level)}, weaker than Lambda's.</b> Weak: ` +
       (weak.length ? weak.map((f) => `<b>${esc(f.name)}</b> (${esc(f.level)}: ${esc(f.detail)})`).join("; ") : "see Isolation below") +
       ".";
   }

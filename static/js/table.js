@@ -16,7 +16,7 @@ const COLUMNS = [
   ["Why", "why"],
   ["Duration", "dur"],
   ["Billed", "billed"],
-  ["Max memory / memory", "mem"],
+  ["Memory used", "mem"],
   ["Status", "status"],
   ["Response", "resp"],
 ];
@@ -58,7 +58,7 @@ export class InvocationTable {
     root.innerHTML = `
       <div class="inv-scroll" role="grid" aria-label="Invocations, newest first" aria-rowcount="1" tabindex="-1">
         <div class="inv-row inv-head" role="row" aria-rowindex="1">
-          ${COLUMNS.map(([label, cls]) => `<span role="columnheader" class="c-${cls}">${label}</span>`).join("")}
+          ${COLUMNS.map(([label, cls]) => `<span role="columnheader" class="c-${cls}"${cls === "mem" ? ' title="Max memory used / memory size"' : ""}>${label}</span>`).join("")}
         </div>
         <div class="inv-body" role="rowgroup"></div>
         <p class="inv-empty">No invocations yet. Each call you make shows up here, newest first.</p>
@@ -160,7 +160,7 @@ export class InvocationTable {
       `<span role="gridcell" class="c-dur">${dur}</span>`,
       `<span role="gridcell" class="c-billed">${inv.billed_duration_ms != null ? `${inv.billed_duration_ms} ms` : "–"}</span>`,
       `<span role="gridcell" class="c-mem">${mem}</span>`,
-      `<span role="gridcell" class="c-status">${statusCell(inv)}</span>`,
+      `<span role="gridcell" class="c-status" title="${esc(inv.error_type || inv.status)}">${statusCell(inv)}</span>`,
       `<span role="gridcell" class="c-resp" title="${esc(response.slice(0, 300))}">${esc(response.slice(0, 200))}</span>`,
     ].join("");
   }
@@ -268,7 +268,7 @@ export class LogPanel {
     const summary = [
       ["Request ID", `<code>${esc(inv.request_id)}</code>`],
       ["Environment", inv.environment ? `<code>${esc(shortId(inv.environment, 6))}</code>${lane?.instance ? ` · instance <code>${esc(lane.instance)}</code>` : ""}` : "none"],
-      ["Start", `${temperature(inv)} ${esc(whyText(inv))}`],
+      ["Cold / warm", `${temperature(inv)} ${esc(whyText(inv))}`],
       ["Duration", fmtMs(inv.duration_ms)],
       ["Billed duration", inv.billed_duration_ms != null ? `${inv.billed_duration_ms} ms` : "–"],
       ["Resources configured", inv.memory_mb ? `${inv.memory_mb} MB` : "–"],
@@ -280,7 +280,7 @@ export class LogPanel {
       : `<p class="note">${ended ? "Loading the log…" : "Waiting for the call to start…"}</p>`;
     this.bodyEl.innerHTML = `
       <dl class="summary">${summary.map(([k, v]) => `<div><dt>${k}</dt><dd>${v}</dd></div>`).join("")}</dl>
-      <h3>Response ${inv.status === "success" ? "" : statusCell(inv)}</h3>
+      <h3>Response</h3>
       ${ended ? responseView(inv) : `<p class="note">${inv.status === "running" ? "Running…" : "Queued…"}</p>`}
       <h3>Function logs ${inv.log_truncated ? "<small>(truncated at 256 KB)</small>" : ""}</h3>
       ${logs}`;

@@ -5,10 +5,10 @@
 import { shortId } from "./model.js";
 
 const LABEL_W = 188; // the lane labels, left of the plot
-const LANE_H = 42;
-const BAR_Y = 17;
+const LANE_H = 46;
+const BAR_Y = 15;
 const BAR_H = 16;
-const MIN_W = 3; // a 2 ms call in a 5 minute window is still a visible bar
+const MIN_W = 4; // a 2 ms call in a 5 minute window is still a visible bar
 const MAX_PUSH = 8; // how far a bar may be nudged right so neighbours stay distinct
 const FOLLOW_FRAME_MS = 40; // redraw while following: at most 25 times a second
 
@@ -22,7 +22,7 @@ const STEPS = [
 const STATE_WORDS = {
   initializing: "◔ initializing",
   busy: "▶ busy",
-  frozen: "⏸ frozen (idle)",
+  frozen: "‖ frozen (idle)",
   "shutting down": "… shutting down",
   gone: "✕ shut down",
 };
@@ -193,9 +193,14 @@ export class Timeline {
     const x = (t) => LABEL_W + (t - from) * scale;
     const right = LABEL_W + plotW;
     const height = Math.max(lanes.length * LANE_H, this.scroll.clientHeight - 2);
+    // New environments appear at the bottom: keep them in view unless the reader scrolled up.
+    const atBottom = this.scroll.scrollTop + this.scroll.clientHeight >= (this.lastHeight || 0) - 4;
+    const grew = height > (this.lastHeight || 0);
+    this.lastHeight = height;
     this.svg.setAttribute("width", width);
     this.svg.setAttribute("height", height);
     this.svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    if (grew && atBottom) this.scroll.scrollTop = height;
 
     const top = Math.max(0, Math.floor(this.scroll.scrollTop / LANE_H) - 1);
     const bottom = Math.min(lanes.length, Math.ceil((this.scroll.scrollTop + this.scroll.clientHeight) / LANE_H) + 1);
@@ -216,14 +221,19 @@ export class Timeline {
 
   _lane(lane, y, width, view) {
     const { from, to, x, right, now } = view;
-    const age = fmtAge((lane.gone ? lane.gone.time : now) - lane.born);
-    const state = lane.gone ? `✕ ${shutdownWords(lane.gone)}` : STATE_WORDS[lane.state] || lane.state;
+    const unknownEnd = lane.gone && !lane.gone.reason; // shut down while no page was watching
+    const age = unknownEnd ? "" : ` · age ${fmtAge((lane.gone ? lane.gone.time : now) - lane.born)}`;
+    const state = unknownEnd
+      ? "✕ no longer running"
+      : lane.gone
+        ? `✕ ${shutdownWords(lane.gone)}`
+        : STATE_WORDS[lane.state] || lane.state;
     const instance = lane.instance ? ` · instance ${esc(lane.instance)}` : "";
     const out = [
       `<g class="lane ${lane.gone ? "gone" : ""} st-${esc(lane.state).replace(/\s/g, "-")}" transform="translate(0 ${y})">`,
       `<rect class="lane-bg" x="0" y="0" width="${width}" height="${LANE_H}"/>`,
       `<text class="lane-id" x="8" y="16"><title>environment ${esc(lane.id)}</title>env ${esc(lane.short)}<tspan class="lane-inst">${instance}</tspan></text>`,
-      `<text class="lane-sub" x="8" y="33">${esc(state)} · age ${esc(age)}</text>`,
+      `<text class="lane-sub" x="8" y="33">${esc(state)}${esc(age)}${lane.revision != null ? ` · rev ${esc(lane.revision)}` : ""}</text>`,
     ];
     const visible = (span) => (span.end ?? now) >= from && span.start <= to;
     // Frozen gaps first, underneath; then Init and Invoke bars, left to right.
@@ -259,7 +269,7 @@ export class Timeline {
       const mx = x(mark.time);
       if (mark.kind === "reset") {
         const tip = `↺ Reset (${mark.reason || "runtime killed"}): the runtime was killed; the environment stays, /tmp kept, and its next call runs Init again.`;
-        out.push(`<text class="mk-reset" x="${mx - 5}" y="${BAR_Y - 3}" data-tip="${esc(tip)}" data-key="r:${lane.id}:${mark.time}">↺</text>`);
+        out.push(`<text class="mk-reset" x="${mx + 2}" y="${BAR_Y + BAR_H + 11}" data-tip="${esc(tip)}" data-key="r:${lane.id}:${mark.time}">↺</text>`);
       } else {
         const words = shutdownWords(mark);
         const tip = `✕ Shut down (${words}${mark.detail ? `: ${mark.detail}` : ""}): the environment is gone; the next call needs a new one (cold start).`;
@@ -277,16 +287,18 @@ export class Timeline {
   _invoke(span, x0, x1, now) {
     const running = span.end == null;
     const failed = !running && span.status !== "success";
+    const w = x1 - x0;
     const cls = ["sp-invoke", running ? "run" : failed ? "err" : "ok", span.cold ? "cold" : "warm"];
-    if (span.rid === this.selected) cls.push("selected");
+    if (w < 9) cls.push("narrow"); // too thin for an outline: the ❄ above says cold
+    const selected = span.rid === this.selected;
+    if (selected) cls.push("selected");
     const dur = running ? fmtMs(now - span.start) : fmtMs(span.duration_ms);
     const temp = span.cold ? `❄ cold start (${span.reason || "a new environment"})` : "♨ warm start (environment reused)";
     const outcome = running ? "running…" : failed ? `${span.error_type || span.status}` : "success";
     const figures = running
       ? `${dur} so far`
-      : `${dur} · billed ${fmtMs(span.billed_duration_ms)} · memory ${span.max_memory_used_mb ?? "–"} / ${span.memory_mb ?? "–"} MB`;
+      : `${dur} · billed ${span.billed_duration_ms ?? "–"} ms · memory ${span.max_memory_used_mb ?? "–"} / ${span.memory_mb ?? "–"} MB`;
     const tip = `Invoke #${span.n} · ${temp} · ${outcome} · ${figures} · request ${shortId(span.rid)}`;
-    const w = x1 - x0;
     let label = "";
     if (w > 70) label = `${span.cold ? "❄ cold " : ""}${failed ? "✕ " : ""}#${span.n}`;
     else if (w > 26) label = `#${span.n}`;
@@ -295,7 +307,8 @@ export class Timeline {
       `<rect x="${x0}" y="${BAR_Y}" width="${w}" height="${BAR_H}" rx="2"/>`,
     ];
     if (span.cold) parts.push(`<text class="cold-mark" x="${x0 - 1}" y="${BAR_Y - 3}">❄</text>`);
-    if (failed && w <= 70) parts.push(`<text class="err-mark" x="${x0 + w / 2 - 4}" y="${BAR_Y + BAR_H + 9}">✕</text>`);
+    if (failed && w <= 70) parts.push(`<text class="err-mark" x="${x0 + w / 2 - 4}" y="${BAR_Y + BAR_H + 11}">✕</text>`);
+    if (selected) parts.push(`<path class="sel-mark" d="M${x0 + w / 2 - 5} ${BAR_Y + BAR_H + 13} l5 -6 l5 6 z"/>`);
     if (label) parts.push(`<text class="sp-label" x="${x0 + 4}" y="${BAR_Y + 12}">${esc(label)}</text>`);
     parts.push("</g>");
     return parts.join("");

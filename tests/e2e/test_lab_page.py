@@ -45,16 +45,16 @@ def wait_ended(page, n: int, timeout: float = 60_000) -> None:
     page.wait_for_function(f"window.lambdalab.ended >= {n}", timeout=timeout)
 
 
+def calls(page) -> list[dict]:
+    """The calls the page shows, newest first: the table's rows, from the page's own state."""
+    return page.evaluate("window.lambdalab.calls()")
+
+
 def invoke(page, times: int = 1) -> None:
     for _ in range(times):
         before = ended(page)
         page.get_by_role("button", name="Invoke", exact=True).click()
         wait_ended(page, before + 1)
-
-
-def rows(page) -> list[dict]:
-    """The invocations the page holds, newest first, as its table shows them."""
-    return page.evaluate("window.lambdalab.rows ? window.lambdalab.rows() : []")
 
 
 def test_three_invokes_are_one_cold_start_and_two_warm_calls_in_one_environment(page):
@@ -63,17 +63,21 @@ def test_three_invokes_are_one_cold_start_and_two_warm_calls_in_one_environment(
     shot(page, "1-first-cold-call")
     invoke(page, 2)
     shot(page, "2-warm-calls")
-    table = page.get_by_role("table")
-    assert table.get_by_text("cold", exact=True).count() == 1
-    assert table.get_by_text("warm", exact=True).count() == 2
-    assert page.evaluate("window.lambdalab.lanes") == 1
-    instances = set(re.findall(r'"instance": "([0-9a-f]{8})"', page.content()))
-    assert len(instances) == 1
+    shown = calls(page)
+    assert [c["cold"] for c in shown] == [False, False, True]
+    assert shown[-1]["init_reason_text"] == "the first call"
+    assert len({c["environment"] for c in shown}) == 1 and page.evaluate("window.lambdalab.lanes") == 1
+    assert len({json.loads(c["response"])["instance"] for c in shown}) == 1
+    table = page.get_by_role("grid", name="Invocations, newest first")
+    assert table.get_by_role("gridcell", name=re.compile(r"\bcold\b")).count() == 1
+    assert table.get_by_role("gridcell", name=re.compile(r"\bwarm\b")).count() == 2
     assert page.get_by_text("the first call").first.is_visible()
 
 
 def test_a_burst_of_five_makes_five_lanes(page):
-    set_code(page, "import time\n\ndef lambda_handler(event, context):\n    time.sleep(0.5)\n    return 'ok'\n")
+    set_code(
+        page, "import time\n\ndef lambda_handler(event, context):\n    time.sleep(0.5)\n    return 'ok'\n"
+    )
     page.get_by_label("How many at once").fill("5")
     page.get_by_role("button", name="Invoke at once").click()
     wait_ended(page, 5)
@@ -82,7 +86,10 @@ def test_a_burst_of_five_makes_five_lanes(page):
 
 
 def test_a_timeout_shows_sandbox_timedout_and_the_next_call_re_initialises(page):
-    set_code(page, "import time\n\ndef lambda_handler(event, context):\n    time.sleep(event.get('s', 5))\n    return 'ok'\n")
+    set_code(
+        page,
+        "import time\n\ndef lambda_handler(event, context):\n    time.sleep(event.get('s', 5))\n    return 'ok'\n",
+    )
     page.get_by_label("Timeout (s)").fill("1")
     invoke(page)
     assert page.get_by_text("Sandbox.Timedout").first.is_visible()
