@@ -73,8 +73,10 @@ def lab_server(django_db_setup, lab_worker):
     log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per test module: Playwright's sync API holds an event loop in this thread
+    while it runs, which tests that use asgiref's async_to_sync must not find there."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
     from playwright.sync_api import sync_playwright
