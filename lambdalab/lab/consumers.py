@@ -15,6 +15,7 @@ import json
 import logging
 
 import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -74,8 +75,12 @@ class FunctionEventsConsumer(AsyncWebsocketConsumer):
         if not isinstance(message, dict) or message.get("action") != "invoke":
             return
         ref = message.get("ref")
+        # The function as this socket last read it, unless a newer revision was saved since:
+        # a warm call then touches no table on its way to a worker.
+        latest = await self.redis.get(rds.key("fnver", self.function_id))
+        stale = latest is None or latest.decode() != services.function_token(self.function)
         try:
-            asked = await database_sync_to_async(self._invoke)(message)
+            asked = await sync_to_async(self._invoke, thread_sensitive=False)(message, stale)
         except services.LabError as exc:
             error = {"type": exc.code, "field": exc.field, "message": exc.message, "status": exc.status}
             await self.send(text_data=json.dumps({"type": "error", "ref": ref, "error": error}))
@@ -92,20 +97,22 @@ class FunctionEventsConsumer(AsyncWebsocketConsumer):
             )
         )
 
-    def _invoke(self, message: dict) -> services.Requested:
+    def _invoke(self, message: dict, stale: bool) -> services.Requested:
         session = self.scope.get("session")
-        function = selectors.function_for(
-            user=self.scope["user"],
-            session_key=session.session_key if session else None,
-            function_id=self.function_id,
-        )
-        if function is None:  # deleted, or no longer theirs
-            raise services.LabError("Function not found", code="ResourceNotFoundException")
+        session_key = session.session_key if session else None
+        if stale:
+            function = selectors.function_for(
+                user=self.scope["user"], session_key=session_key, function_id=self.function_id
+            )
+            if function is None:  # deleted, or no longer theirs
+                raise services.LabError("Function not found", code="ResourceNotFoundException")
+            self.function = function
+            services.note_latest(function)
         user = self.scope["user"]
-        owner = f"u{user.pk}" if user.is_authenticated else f"s{session.session_key if session else ''}"
+        owner = f"u{user.pk}" if user.is_authenticated else f"s{session_key or ''}"
         client = self.scope.get("client") or ("unknown", 0)
         return services.invocation_request(
-            function=function,
+            function=self.function,
             mode=message.get("mode", "once"),
             count=message.get("count", 1),
             event=message.get("event"),

@@ -19,7 +19,7 @@ from django.utils import timezone
 from sandbox import FunctionSpec, PoolError
 from sandbox.result import InitReason, InvokeResult
 
-from . import placement, stream
+from . import placement, rds, stream
 from .models import REVISION_FIELDS, Function, FunctionVersion, Invocation, lambda_name
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,19 @@ def function_create(*, owner=None, session_key: str = "", name: str = "my-functi
         function=function, number=1, lambda_name=lambda_name(function.name), **version_values
     )
     function.save(update_fields=["latest"])
+    transaction.on_commit(lambda: note_latest(function))
     return function
+
+
+def function_token(function: Function) -> str:
+    """Changes whenever the function does (a new revision, the event, the idle eviction)."""
+    return f"{function.latest_id}.{int(function.updated.timestamp() * 1_000_000)}"
+
+
+def note_latest(function: Function) -> None:
+    """Say in Redis how the function stands now, so that a WebSocket invoking it knows when to
+    read it again."""
+    rds.client().set(rds.key("fnver", function.pk), function_token(function), ex=86400)
 
 
 @dataclass
@@ -220,6 +232,8 @@ def function_update(*, function: Function, **values) -> Update:
             function=function, number=latest.number + 1, lambda_name=lambda_name(function.name), **wanted
         )
     function.save()
+    # any change (the event, the idle eviction too) makes a socket read the function again
+    transaction.on_commit(lambda: note_latest(function))
     return Update(function, bool(changed), changed)
 
 

@@ -135,3 +135,46 @@ def test_a_foreign_origin_is_refused(lab: LabClient):
         return connected
 
     assert async_to_sync(scenario)() is False
+
+
+def test_invoking_on_the_socket_answers_with_the_ids_and_streams_the_call(lab: LabClient):
+    function = lab.new_function(name="ws-invoke")
+
+    async def scenario():
+        ws = connect(lab, function["id"])
+        assert (await ws.connect())[0]
+        await ws.send_to(text_data=json.dumps({"action": "invoke", "ref": 7, "mode": "series", "count": 2}))
+        answer = None
+        events = []
+        async with asyncio.timeout(30):
+            while answer is None or sum(1 for e in events if e["type"] == "invoke.end") < 2:
+                message = json.loads(await ws.receive_from(30))
+                if message["type"] == "invoked":
+                    answer = message
+                elif message["type"] == "events":
+                    events += message["events"]
+        # a change saved through the API is seen by the socket's next invoke (a new revision here)
+        await sync_to_async(lab.call)("PATCH", f"/api/functions/{function['id']}", {"memory_mb": 256})
+        await ws.send_to(text_data=json.dumps({"action": "invoke", "ref": 8}))
+        async with asyncio.timeout(30):
+            while True:
+                message = json.loads(await ws.receive_from(30))
+                if message["type"] == "invoked":
+                    second = message
+                    break
+        await ws.send_to(text_data=json.dumps({"action": "invoke", "ref": 9, "event": "{nope"}))
+        async with asyncio.timeout(30):
+            while True:
+                message = json.loads(await ws.receive_from(30))
+                if message["type"] == "error":
+                    refused = message
+                    break
+        await ws.disconnect()
+        return answer, events, second, refused
+
+    answer, events, second, refused = async_to_sync(scenario)()
+    assert answer["ref"] == 7 and len(answer["request_ids"]) == 2 and answer["revision"] == 1
+    ends = [e for e in events if e["type"] == "invoke.end"]
+    assert [e["request_id"] for e in ends] == answer["request_ids"]
+    assert second["ref"] == 8 and second["revision"] == 2
+    assert refused["ref"] == 9 and refused["error"]["type"] == "InvalidRequestContentException"
