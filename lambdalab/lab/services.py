@@ -346,12 +346,11 @@ def invocations_run(*, call: dict, event: str) -> None:
     from .worker import runtime
 
     rt = runtime()
-    known = rt.revision(call["version"])
+    known = rt.revision(call["version"], call["idle_timeout_s"])
     if known is None:
         return  # deleted with its function meanwhile
-    version, key = known
+    version, spec = known
     function = version.function
-    spec = version.spec(idle_timeout_s=call["idle_timeout_s"])
     prefer = call["prefer"]
     cold_reason = InitReason(call["reason"], call["reason_text"]) if call["reason"] else None
     for offset, request_id in enumerate(call["request_ids"]):

@@ -32,7 +32,7 @@ class Runtime:
         self.publisher = Publisher(worker)
         # The engine knows versions by key; events go to the lab function's stream.
         self._versions: dict[str, tuple[str, str]] = {}  # key -> (function id, revision)
-        self._revisions: dict[int, tuple] = {}  # revision id -> (FunctionVersion, key)
+        self._revisions: dict[tuple, tuple] = {}  # (revision id, idle) -> (FunctionVersion, FunctionSpec)
         self._versions_lock = threading.Lock()
         self.pool = EnvironmentPool(
             on_event=self._on_event,
@@ -44,25 +44,25 @@ class Runtime:
         self._beat = threading.Thread(target=self._heartbeat, name="lambdalab-heartbeat", daemon=True)
         self._beat.start()
 
-    def revision(self, version_id: int):
-        """A revision and its engine key, from this worker's cache (revisions never change), else
-        the database; None if it is gone (deleted with its function)."""
+    def revision(self, version_id: int, idle_timeout_s: float):
+        """A revision and its engine spec (with this idle eviction), from this worker's cache
+        (revisions never change), else the database; None if it is gone (deleted with its function)."""
         from .models import FunctionVersion
 
         with self._versions_lock:
-            found = self._revisions.get(version_id)
+            found = self._revisions.get((version_id, idle_timeout_s))
         if found is not None:
             return found
         version = FunctionVersion.objects.select_related("function").filter(pk=version_id).first()
         if version is None:
             return None
-        key = version.spec(idle_timeout_s=version.function.idle_timeout_s).key
+        spec = version.spec(idle_timeout_s=idle_timeout_s)
         with self._versions_lock:
             if len(self._revisions) > 4096:
                 self._revisions.clear()
-            self._revisions[version_id] = (version, key)
-            self._versions[key] = (str(version.function_id), str(version.number))
-        return version, key
+            self._revisions[(version_id, idle_timeout_s)] = (version, spec)
+            self._versions[spec.key] = (str(version.function_id), str(version.number))
+        return version, spec
 
     def known_versions(self) -> dict[str, tuple[str, str]]:
         with self._versions_lock:
