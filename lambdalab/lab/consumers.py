@@ -20,7 +20,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import rds, selectors, services, stream
+from . import placement, rds, selectors, services, stream
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,8 @@ class FunctionEventsConsumer(AsyncWebsocketConsumer):
         if not isinstance(message, dict) or message.get("action") != "invoke":
             return
         ref = message.get("ref")
-        # The function as this socket last read it, unless a newer revision was saved since:
-        # a warm call then touches no table on its way to a worker.
-        latest = await self.redis.get(rds.key("fnver", self.function_id))
-        stale = latest is None or latest.decode() != services.function_token(self.function)
         try:
-            asked = await sync_to_async(self._invoke, thread_sensitive=False)(message, stale)
+            asked = await sync_to_async(self._invoke, thread_sensitive=False)(message)
         except services.LabError as exc:
             error = {"type": exc.code, "field": exc.field, "message": exc.message, "status": exc.status}
             await self.send(text_data=json.dumps({"type": "error", "ref": ref, "error": error}))
@@ -97,28 +93,34 @@ class FunctionEventsConsumer(AsyncWebsocketConsumer):
             )
         )
 
-    def _invoke(self, message: dict, stale: bool) -> services.Requested:
+    def _invoke(self, message: dict) -> services.Requested:
+        """Ask for the calls with the function as this socket last read it (a warm call then
+        touches no table on its way to a worker), reading it again if it changed since."""
         session = self.scope.get("session")
         session_key = session.session_key if session else None
-        if stale:
-            function = selectors.function_for(
-                user=self.scope["user"], session_key=session_key, function_id=self.function_id
-            )
-            if function is None:  # deleted, or no longer theirs
-                raise services.LabError("Function not found", code="ResourceNotFoundException")
-            self.function = function
-            services.note_latest(function)
         user = self.scope["user"]
         owner = f"u{user.pk}" if user.is_authenticated else f"s{session_key or ''}"
         client = self.scope.get("client") or ("unknown", 0)
-        return services.invocation_request(
-            function=self.function,
-            mode=message.get("mode", "once"),
-            count=message.get("count", 1),
-            event=message.get("event"),
-            owner_tag=owner,
-            address=client[0],
-        )
+        for _ in range(3):
+            try:
+                return services.invocation_request(
+                    function=self.function,
+                    mode=message.get("mode", "once"),
+                    count=message.get("count", 1),
+                    event=message.get("event"),
+                    owner_tag=owner,
+                    address=client[0],
+                    checked=False,
+                )
+            except placement.Stale:
+                function = selectors.function_for(
+                    user=user, session_key=session_key, function_id=self.function_id
+                )
+                if function is None:  # deleted, or no longer theirs
+                    raise services.LabError("Function not found", code="ResourceNotFoundException") from None
+                self.function = function
+                services.note_latest(function)
+        raise services.LabError("The function keeps changing: try again", code="ResourceConflictException")
 
     async def _pump(self, after: int) -> None:
         try:

@@ -34,13 +34,15 @@ OWN_QUEUE_EXPIRES_S = 30  # a call routed to a worker that is not there by then 
 
 # Admission and placement of one request, in one round trip. ARGV: function id, version key,
 # owner tag, address, calls, new environments at most, the minute, rate limit, live limit,
-# placements to make, then the request ids (kept pending until a worker writes their rows).
-# Returns {'throttled', 'rate'|'live', n} or {'placed', p1, p2, ...} with p = 'warm|<worker>|<env>'
-# or 'cold|<reason>|<detail>'.
+# placements to make, the token of the function as the caller read it ('' to skip the check),
+# the revision's id, then the request ids (kept pending until a worker writes their rows). Returns {'stale'} (the
+# function changed since the caller read it), {'throttled', 'rate'|'live', n}, or
+# {'placed', p1, p2, ...} with p = 'warm|<worker>|<env>' or 'cold|<reason>|<detail>'.
 REQUEST = """
 local fid, key, owner, address = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local calls, new, minute = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local rate_limit, live_limit, placements = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+if ARGV[11] ~= '' and redis.call('GET', 'll:fnver:' .. fid) ~= ARGV[11] then return {'stale'} end
 for _, tag in ipairs({'o:' .. owner, 'a:' .. address}) do
   local used = tonumber(redis.call('GET', 'll:rate:' .. tag .. ':' .. minute) or '0')
   if used + calls > rate_limit then return {'throttled', 'rate', tostring(used)} end
@@ -56,12 +58,22 @@ for _, tag in ipairs({'o:' .. owner, 'a:' .. address}) do
   redis.call('INCRBY', 'll:rate:' .. tag .. ':' .. minute, calls)
   redis.call('EXPIRE', 'll:rate:' .. tag .. ':' .. minute, 120)
 end
-for i = 11, #ARGV do
+for i = 13, #ARGV do
   redis.call('SET', 'll:pending:' .. ARGV[i], fid, 'EX', 3600)
 end
 local out = {'placed'}
-for _ = 1, placements do
-  out[#out + 1] = CLAIM_ONE(fid, key)
+local ids = #ARGV - 12
+local per = ids / placements  -- one placement per call (a burst), or one for them all (a series)
+for i = 1, placements do
+  local placed = CLAIM_ONE(fid, key)
+  out[#out + 1] = placed
+  if string.sub(placed, 1, 5) == 'warm|' then
+    -- in flight on that worker from now: if it dies before it even takes the task, the call ends
+    local worker = string.match(placed, '^warm|([^|]+)|')
+    for j = (i - 1) * per + 1, i * per do
+      redis.call('HSET', 'll:inflight:' .. worker, ARGV[12 + j], fid .. '|' .. ARGV[12])
+    end
+  end
 end
 return out
 """
@@ -103,6 +115,10 @@ def worker_queue(worker: str) -> str:
     return f"lab.w.{worker}"
 
 
+class Stale(Exception):
+    """The function changed since the caller read it: read it again."""
+
+
 class Refused(Exception):
     """Over a bound: ``what`` is ``rate`` (calls this minute) or ``live`` (environments), ``used`` how many."""
 
@@ -119,13 +135,16 @@ def request(
     owner: str,
     address: str,
     request_ids: list[str],
+    version_id: int = 0,
     new_environments: int,
     placements: int,
     rate_limit: int,
     live_limit: int,
+    token: str = "",
 ) -> list[Placement]:
     """Admit a request (calls per minute, live environments, per owner and per address) and place
-    its calls (one placement per task), atomically, in one round trip. Raises ``Refused``."""
+    its calls (one placement per task), atomically, in one round trip. Raises ``Refused``, or
+    ``Stale`` when ``token`` is given and the function has changed since."""
     r = rds.client()
     script = r.register_script(REQUEST)
     minute = int(time.time() // 60)
@@ -143,10 +162,14 @@ def request(
                 rate_limit,
                 live_limit,
                 placements,
+                token,
+                version_id,
                 *request_ids,
             ]
         )
     ]
+    if answer[0] == "stale":
+        raise Stale()
     if answer[0] == "throttled":
         raise Refused(answer[1], int(answer[2]))
     return [_placement(p) for p in answer[1:]]

@@ -273,9 +273,19 @@ class Requested:
 
 
 def invocation_request(
-    *, function: Function, mode: str = "once", count: int = 1, event=None, owner_tag: str, address: str
+    *,
+    function: Function,
+    mode: str = "once",
+    count: int = 1,
+    event=None,
+    owner_tag: str,
+    address: str,
+    checked: bool = True,
 ) -> Requested:
     """Ask for ``count`` invocations (``once``, ``series``: in a row, ``burst``: at once).
+
+    ``checked=False``: ``function`` may be out of date (a WebSocket's copy); if it changed
+    since, ``placement.Stale`` is raised and nothing is asked for.
 
     The hot path touches no table: admission (calls per minute, live environments, per owner and
     per address) and placement are one Redis script, the tasks go to Celery, and each call's row
@@ -300,10 +310,12 @@ def invocation_request(
             owner=owner_tag,
             address=address,
             request_ids=ids,
+            version_id=function.latest_id,
             new_environments=count if mode == "burst" else 1,
             placements=len(groups),
             rate_limit=settings.LAB_INVOCATIONS_PER_MINUTE,
             live_limit=settings.LAB_MAX_LIVE_ENVIRONMENTS,
+            token="" if checked else function_token(function),
         )
     except placement.Refused as refused:
         if refused.what == "rate":
@@ -352,6 +364,7 @@ def invocations_run(*, call: dict, event: str) -> None:
     version, spec = known
     function = version.function
     prefer = call["prefer"]
+    marked = prefer is not None  # a warm placement marked its calls in flight already
     cold_reason = InitReason(call["reason"], call["reason_text"]) if call["reason"] else None
     for offset, request_id in enumerate(call["request_ids"]):
         row = Invocation(
@@ -363,7 +376,8 @@ def invocations_run(*, call: dict, event: str) -> None:
             position=call["first"] + offset,
             worker=rt.worker,
         )
-        placement.start_call(rt.worker, request_id, str(function.pk), version.pk)
+        if not marked:
+            placement.start_call(rt.worker, request_id, str(function.pk), version.pk)
         try:
             result = rt.pool.invoke(
                 spec, event.encode(), request_id=request_id, prefer=prefer, cold_reason=cold_reason
@@ -440,6 +454,7 @@ def _publish_end(
             "init_reason_text": None,
         }
     )
+    publisher.flush()  # no freeze follows this one: out at once
 
 
 def reap_dead_workers(publisher) -> None:

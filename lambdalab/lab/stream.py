@@ -92,17 +92,22 @@ def trim(event: dict) -> dict:
     return event
 
 
-URGENT = frozenset({"invoke.end"})  # written by the thread that emits them: what a page waits on
+# Written at once by the thread that emits them, with everything queued before: a call's start;
+# the freeze right after its end (so its invoke.end, and the environment's place among the idle
+# ones that warm calls are placed on, go out together, at once); a shutdown. The rest waits up
+# to LINGER_S, so a call's events go in a few batches rather than a round trip each.
+URGENT = frozenset({"invoke.start", "freeze", "shutdown"})
+LINGER_S = 0.02
 
 
 class Publisher:
     """Writes a worker's events to Redis, in order, in batches.
 
-    Events queue up and a thread of the publisher's own writes them, so the
-    engine never waits on Redis; but an ``invoke.end`` is written at once by the
-    thread that emits it, with everything queued before it (one writer at a
-    time, so the order holds): no thread hand-off between a call's end and the
-    page that waits for it.
+    Events queue up and a thread of the publisher's own writes them in batches,
+    at most ``LINGER_S`` after they came; but the ``URGENT`` ones are written at
+    once by the thread that emits them, with everything queued before (one
+    writer at a time, so the order holds): no thread hand-off between a call's
+    end and the page that waits for it.
     """
 
     def __init__(self, worker: str) -> None:
@@ -127,7 +132,8 @@ class Publisher:
                 return
             self._pending.append(data)
             if event.get("type") not in URGENT:
-                self._cond.notify()
+                if len(self._pending) == 1:
+                    self._cond.notify()
                 return
         self.flush()
 
@@ -156,6 +162,7 @@ class Publisher:
             with self._cond:
                 while not self._pending:
                     self._cond.wait()
+            time.sleep(LINGER_S)  # gather what else comes: a batch, not a round trip per event
             self.flush()
 
 

@@ -234,10 +234,12 @@ class _Pending(Exception):
 
 
 def _invocation_or_404(request, request_id) -> Invocation:
+    # Pending first, then the table: a worker writes the row before it stops being pending, so a
+    # call that is in neither place when looked at in this order does not exist.
+    function_id = placement.pending(str(request_id))
     try:
         row = Invocation.objects.select_related("version", "function").get(pk=request_id)
     except (Invocation.DoesNotExist, ValueError, ValidationError):
-        function_id = placement.pending(str(request_id))
         if function_id is not None and _function_or_404(request, function_id):
             raise _Pending() from None
         raise _NotFound("Invocation not found") from None
