@@ -222,10 +222,6 @@ def heartbeat(worker: str) -> None:
         pipe.execute()
 
 
-def worker_alive(worker: str) -> bool:
-    return bool(rds.client().exists(rds.key("w", worker)))
-
-
 def start_call(worker: str, request_id: str, function_id: str, version_id: int) -> None:
     rds.client().hset(rds.key("inflight", worker), request_id, f"{function_id}|{version_id}")
 

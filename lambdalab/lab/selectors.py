@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.db.models import QuerySet
 
 from .models import Function, FunctionVersion, Invocation
@@ -89,11 +87,3 @@ def invocation_dict(row: Invocation, *, full: bool = False) -> dict:
 def invocations_of(*, function: Function, limit: int = 100) -> list[dict]:
     rows = Invocation.objects.filter(function=function).select_related("version").order_by("-created")[:limit]
     return [invocation_dict(row) for row in rows]
-
-
-def error_body(row: Invocation) -> dict | None:
-    try:
-        body = json.loads(bytes(row.response))
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) and "errorType" in body else None

@@ -166,18 +166,6 @@ class Publisher:
             self.flush()
 
 
-def read_after(function_id: str, after: int, count: int = 1000) -> tuple[list[dict], int | None]:
-    """Events of a function numbered above ``after`` (up to ``count``), and the oldest number kept
-    (None for an empty stream). If ``after`` is below the oldest kept minus one, events were missed:
-    the caller sends a snapshot instead."""
-    r = rds.client()
-    stream = rds.key("ev", function_id)
-    entries = r.xrange(stream, min=f"({after}-0", count=count)
-    first = r.xrange(stream, count=1)
-    oldest = int(first[0][0].split(b"-")[0]) if first else None
-    return [json.loads(fields[b"e"]) for _, fields in entries], oldest
-
-
 def last_seq(function_id: str) -> int:
     value = rds.client().get(rds.key("seq", function_id))
     return int(value) if value else 0
