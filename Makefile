@@ -12,6 +12,7 @@ run: setup redis migrate
 
 migrate: venv
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
 
 demo: setup
 	$(PY) -m sandbox check || true

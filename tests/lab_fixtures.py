@@ -25,7 +25,7 @@ def _clean_redis():
 class LabWorker:
     """A Celery worker process, as `make run` starts one: its own pool of jails and its own queue."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, **settings_env: str) -> None:
         self.name = f"{name}@lab-tests"
         db = settings.DATABASES["default"]
         env = {
@@ -36,6 +36,7 @@ class LabWorker:
             else os.environ.get("DATABASE_URL", ""),
             "LAMBDALAB_STEM_CELLS": "1",
             "LAMBDALAB_MEMORY_BUDGET_MB": "16384",
+            **settings_env,
         }
         self.log = open(f"/tmp/lab-test-worker-{name}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -98,8 +99,8 @@ def start_worker(django_db_setup):
     """More workers, stopped at the end of the test."""
     started = []
 
-    def start(name: str) -> LabWorker:
-        worker = LabWorker(name)
+    def start(name: str, **settings_env: str) -> LabWorker:
+        worker = LabWorker(name, **settings_env)
         started.append(worker)
         return worker
 

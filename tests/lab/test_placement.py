@@ -76,3 +76,17 @@ def test_a_dead_worker_leaves_no_call_running_and_no_environment_registered(
         app.control.add_consumer("lab", destination=[lab_worker.name], reply=True, timeout=5)
     again = lab.run(function["id"], event={"s": 0})[0]
     assert again["status"] == "success" and again["cold"] and again["init_reason"] == "lost"
+
+
+def test_a_worker_without_memory_for_the_call_refuses_it_clearly(lab: LabClient, lab_worker, start_worker):
+    start_worker("small", LAMBDALAB_MEMORY_BUDGET_MB="1024")
+    app.control.cancel_consumer("lab", destination=[lab_worker.name], reply=True, timeout=5)
+    try:
+        function = lab.new_function(name="too-big", memory_mb=2048)
+        [refused] = lab.run(function["id"])
+    finally:
+        app.control.add_consumer("lab", destination=[lab_worker.name], reply=True, timeout=5)
+    assert refused["status"] == "refused" and refused["error_type"] == "TooManyRequestsException"
+    assert "budget is 1,024 MB" in json.loads(refused["response"])["errorMessage"]
+    end = wait_for_event(function["id"], lambda e: e["type"] == "invoke.end")
+    assert end["status"] == "refused" and end["request_id"] == refused["request_id"]
