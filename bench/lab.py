@@ -32,6 +32,9 @@ from pathlib import Path
 
 import websockets
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lambdalab.lab.worker import worker_argv  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PY = sys.executable
@@ -94,24 +97,7 @@ class Lab:
                 start_new_session=True,
             ),
             subprocess.Popen(
-                [
-                    PY,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "lambdalab",
-                    "worker",
-                    "-P",
-                    "threads",
-                    "-c",
-                    "64",
-                    "-n",
-                    "bench@%h",
-                    "--without-mingle",
-                    "--without-gossip",
-                    "--loglevel",
-                    "WARNING",
-                ],
+                worker_argv(PY, "bench@%h", threads=64, loglevel="WARNING"),
                 cwd=ROOT,
                 env=self.env,
                 stdout=self.logs[1],

@@ -13,6 +13,8 @@ import pytest
 import redis
 from django.conf import settings
 
+from lambdalab.lab.worker import worker_argv
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,24 +42,7 @@ class LabWorker:
         }
         self.log = open(f"/tmp/lab-test-worker-{name}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "lambdalab",
-                "worker",
-                "-P",
-                "threads",
-                "-c",
-                "16",
-                "-n",
-                self.name,
-                "--without-mingle",
-                "--without-gossip",
-                "--loglevel",
-                "INFO",
-            ],
+            worker_argv(sys.executable, self.name, threads=16),
             cwd=ROOT,
             env=env,
             stdout=self.log,

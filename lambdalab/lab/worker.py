@@ -96,6 +96,29 @@ class Runtime:
         self.publisher.flush()
 
 
+def worker_argv(python: str, name: str, *, threads: int, loglevel: str = "INFO") -> list[str]:
+    """The command of a lab worker (the Procfile's, with a name and a thread count): the tests
+    and the benchmark start theirs with it."""
+    return [
+        python,
+        "-m",
+        "celery",
+        "-A",
+        "lambdalab",
+        "worker",
+        "-P",
+        "threads",
+        "-c",
+        str(threads),
+        "-n",
+        name,
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel",
+        loglevel,
+    ]
+
+
 def memory_budget_mb() -> int:
     """The worker's share of the host's RAM for Memory Size promises (LAMBDALAB_MEMORY_BUDGET_MB
     to set it; else the host's RAM over the workers it expects, less a reserve)."""
