@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "lambdalab.lab",
+    "lambdalab.courses",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,60 @@
+"""Courses and scenarios. A scenario's plan and checks are typed steps from a fixed list
+(``plans.py``), never code an instructor writes that the host would run."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from . import plans
+
+
+def _class_code() -> str:
+    return secrets.token_urlsafe(6)
+
+
+class Course(models.Model):
+    title = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    class_code = models.CharField(max_length=16, unique=True, default=_class_code)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Scenario(models.Model):
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="scenarios")
+    order = models.PositiveIntegerField(default=0)
+    title = models.CharField(max_length=200)
+    slug = models.SlugField()
+    instructions = models.TextField(help_text="Markdown")
+    starter_code = models.TextField()
+    solution_code = models.TextField(blank=True, help_text="The reference solution (the tests run it)")
+    default_event = models.TextField(default="{}")
+    settings = models.JSONField(
+        default=dict, blank=True, help_text="memory_mb, timeout_s, tmp_mb, idle_timeout_s"
+    )
+    locked = models.JSONField(default=list, blank=True, help_text="settings the student may not change")
+    plan = models.JSONField(default=list, help_text="steps: invoke, wait_idle, shut_down")
+    checks = models.JSONField(default=list, help_text="checks over what the lab observed")
+
+    class Meta:
+        ordering = ["course", "order"]
+        constraints = [models.UniqueConstraint(fields=["course", "slug"], name="one_slug_per_course")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def clean(self) -> None:
+        try:
+            plans.validate_plan(self.plan)
+            plans.validate_checks(self.checks, steps=len(self.plan))
+            plans.validate_settings(self.settings, self.locked)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
