@@ -71,7 +71,6 @@ def test_a_student_is_not_let_into_the_admin():
 @pytest.mark.django_db(transaction=False)
 def test_migrating_loads_the_built_in_course_and_the_group(django_db_blocker):
     """The migration's own work, checked on a fresh database of its own."""
-    import os
     import subprocess
     import sys
     import tempfile
