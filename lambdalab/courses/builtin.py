@@ -93,6 +93,14 @@ SCENARIOS = [
             "with the same globals. Watch `instance` and `calls` in each response."
         ),
         "code": REUSE,
+        "question": {
+            "prompt": "The handler adds 1 to a module-level counter. After three calls in a row, what does "
+            "the third response say for calls?",
+            "kind": "number",
+            "answer": 3,
+            "explain": "All three calls ran in one warm environment, so the module-level counter kept "
+            "counting: 1, 2, 3. A local emulator that starts a new process per call would say 1.",
+        },
         "plan": [{"do": "invoke", "mode": "series", "count": 3}],
         "checks": [
             _check(
@@ -327,6 +335,7 @@ def load(Course, Scenario) -> int:
                 "locked": data.get("locked", []),
                 "plan": data["plan"],
                 "checks": data["checks"],
+                "question": data.get("question", {}),
             },
         )
     return len(SCENARIOS)

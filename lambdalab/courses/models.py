@@ -43,6 +43,11 @@ class Scenario(models.Model):
     locked = models.JSONField(default=list, blank=True, help_text="settings the student may not change")
     plan = models.JSONField(default=list, help_text="steps: invoke, wait_idle, shut_down")
     checks = models.JSONField(default=list, help_text="checks over what the lab observed")
+    question = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='predict, then run: {"prompt", "kind": "choice" | "number", "choices": [...], "answer", "explain"}',
+    )
 
     class Meta:
         ordering = ["course", "order"]
@@ -56,5 +61,35 @@ class Scenario(models.Model):
             plans.validate_plan(self.plan)
             plans.validate_checks(self.checks, steps=len(self.plan))
             plans.validate_settings(self.settings, self.locked)
+            plans.validate_question(self.question)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
+
+
+class Attempt(models.Model):
+    """A student's go at a scenario: their own function, their prediction, what the run showed."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"  # not run yet
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"  # the run could not be carried out
+
+    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="attempts")
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.CASCADE)
+    session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    function = models.ForeignKey("lab.Function", null=True, on_delete=models.SET_NULL, related_name="+")
+    prediction = models.JSONField(null=True, blank=True)
+    predicted = models.DateTimeField(null=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    results = models.JSONField(default=list, blank=True)
+    passed = models.BooleanField(null=True)
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.scenario} #{self.pk}"

@@ -98,6 +98,23 @@ def validate_settings(settings, locked) -> None:
             raise ValueError(f"cannot lock {name}")
 
 
+def validate_question(question) -> None:
+    """An optional prediction to make before the run: a choice among answers, or a number."""
+    if not question:
+        return
+    if not isinstance(question, dict) or not isinstance(question.get("prompt"), str):
+        raise ValueError("the question needs a prompt")
+    if question.get("kind") == "choice":
+        choices = question.get("choices")
+        if not isinstance(choices, list) or len(choices) < 2 or question.get("answer") not in choices:
+            raise ValueError("a choice question needs 2 or more choices, the answer among them")
+    elif question.get("kind") == "number":
+        if isinstance(question.get("answer"), bool) or not isinstance(question.get("answer"), (int, float)):
+            raise ValueError("a number question needs a numeric answer")
+    else:
+        raise ValueError("the question's kind must be choice or number")
+
+
 # -- observing -------------------------------------------------------------------------------
 
 

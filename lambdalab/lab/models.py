@@ -25,6 +25,8 @@ class Function(models.Model):
     name = models.CharField(max_length=64)
     event = models.TextField(default="{}")
     idle_timeout_s = models.FloatField(default=600.0)
+    # Settings the owner may not change (a course scenario's), refused by the server too.
+    locked = models.JSONField(default=list, blank=True)
     latest = models.ForeignKey("FunctionVersion", null=True, on_delete=models.SET_NULL, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

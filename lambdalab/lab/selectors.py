@@ -43,6 +43,7 @@ def function_dict(function: Function) -> dict:
         "name": function.name,
         "event": function.event,
         "idle_timeout_s": function.idle_timeout_s,
+        "locked": list(function.locked),
         "created": function.created.isoformat(),
         "updated": function.updated.isoformat(),
         **version_dict(function.latest),

@@ -76,7 +76,14 @@ LIMITS = {
     "timeout_s": (1, 900),
     "tmp_mb": (512, 10240),
 }
-NAMES = {"memory_mb": "Memory", "timeout_s": "Timeout", "tmp_mb": "Ephemeral storage (/tmp)"}
+NAMES = {
+    "memory_mb": "Memory",
+    "timeout_s": "Timeout",
+    "tmp_mb": "Ephemeral storage (/tmp)",
+    "idle_timeout_s": "Idle eviction",
+    "code": "The code",
+    "event": "The event",
+}
 UNITS = {"memory_mb": "MB", "timeout_s": "seconds", "tmp_mb": "MB"}
 
 
@@ -170,7 +177,9 @@ def _check_spec(version_values: dict) -> None:
 
 
 @transaction.atomic
-def function_create(*, owner=None, session_key: str = "", name: str = "my-function", **values) -> Function:
+def function_create(
+    *, owner=None, session_key: str = "", name: str = "my-function", locked: tuple = (), **values
+) -> Function:
     cleaned = _clean({"name": name, **values})
     function = Function.objects.create(
         owner=owner if owner is not None and owner.is_authenticated else None,
@@ -178,6 +187,7 @@ def function_create(*, owner=None, session_key: str = "", name: str = "my-functi
         name=cleaned.pop("name"),
         event=cleaned.pop("event", '{\n  "key1": "value1",\n  "key2": "value2"\n}'),
         idle_timeout_s=cleaned.pop("idle_timeout_s", settings.LAB_DEFAULT_IDLE_S),
+        locked=list(locked),
     )
     version_values = {
         "code": STARTER_CODE,
@@ -220,6 +230,12 @@ def function_update(*, function: Function, **values) -> Update:
     cleaned = _clean(values)
     function = Function.objects.select_for_update().get(pk=function.pk)
     latest = function.latest
+    for name in cleaned:
+        if name in function.locked and cleaned[name] != (
+            getattr(latest, name) if name in REVISION_FIELDS else getattr(function, name)
+        ):
+            label = NAMES.get(name, name.replace("_", " ").capitalize())
+            raise LabError(f"{label} is set by the course scenario and cannot be changed", field=name)
     for name in ("name", "event", "idle_timeout_s"):
         if name in cleaned:
             setattr(function, name, cleaned.pop(name))

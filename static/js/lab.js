@@ -126,6 +126,18 @@ function select(requestId, { from = "page" } = {}) {
 
 const form = new SettingsForm({ limits: boot.limits, onInput: () => refreshDirty() });
 
+// Settings a course scenario sets: shown, not editable (and refused by the server too).
+for (const name of boot.function.locked || []) {
+  const field = document.getElementById(`set-${name}`);
+  if (!field) continue;
+  field.disabled = true;
+  field.title = "Set by the course scenario";
+  const note = document.createElement("span");
+  note.className = "locked-note";
+  note.textContent = " 🔒 set by the course scenario";
+  field.insertAdjacentElement("afterend", note);
+}
+
 const codeView = new EditorView({
   parent: $("code-editor"),
   state: EditorState.create({

@@ -80,3 +80,15 @@ def test_distinct_and_same_environments():
     burst = Observations([call(0, i, environment=f"e{i}") for i in range(3)])
     assert plans.evaluate([{"check": "distinct_environments", "step": 0}], burst)[0].passed
     assert not plans.evaluate([{"check": "same_environment", "steps": [0]}], burst)[0].passed
+
+
+def test_instructions_are_markdown_and_nothing_runs_from_them():
+    from lambdalab.courses.views import rendered
+
+    html = rendered(
+        "**bold** and `code`\n\n<script>alert(1)</script><img src=x onerror=alert(2)>"
+        "[x](javascript:alert(3)) <a href='https://ok.example'>ok</a>"
+    )
+    assert "<strong>bold</strong>" in html and "<code>code</code>" in html
+    assert "<script" not in html and "onerror" not in html and "javascript:" not in html
+    assert 'href="https://ok.example"' in html

@@ -1,0 +1,105 @@
+"""The student's pages: a course with their progress, a scenario with predict-then-run."""
+
+from __future__ import annotations
+
+import markdown
+import nh3
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_POST
+
+from lambdalab.lab.services import LabError
+
+from . import services
+from .models import Attempt, Course, Scenario
+
+
+def _session_key(request: HttpRequest) -> str:
+    if not request.session.session_key:
+        request.session.save()
+    return request.session.session_key
+
+
+def _mine(request: HttpRequest):
+    if request.user.is_authenticated:
+        return Attempt.objects.filter(user=request.user)
+    return Attempt.objects.filter(user=None, session_key=_session_key(request))
+
+
+def rendered(text: str) -> str:
+    """Markdown to HTML, then sanitised: whatever an instructor wrote, no script gets through."""
+    return nh3.clean(markdown.markdown(text, extensions=["fenced_code"]))
+
+
+@require_GET
+def course_page(request: HttpRequest, slug: str) -> HttpResponse:
+    course = get_object_or_404(Course, slug=slug)
+    scenarios = list(course.scenarios.all())
+    done = {a.scenario_id for a in _mine(request).filter(scenario__course=course, passed=True)}
+    return render(request, "courses/course.html", {"course": course, "scenarios": scenarios, "done": done})
+
+
+def _scenario(slug: str, scenario_slug: str) -> Scenario:
+    return get_object_or_404(Scenario.objects.select_related("course"), course__slug=slug, slug=scenario_slug)
+
+
+@require_GET
+@ensure_csrf_cookie
+def scenario_page(request: HttpRequest, slug: str, scenario_slug: str) -> HttpResponse:
+    scenario = _scenario(slug, scenario_slug)
+    attempt = services.attempt_open(scenario=scenario, user=request.user, session_key=_session_key(request))
+    request.session.setdefault("lab_anonymous_owner", request.session.session_key)
+    past = _mine(request).filter(scenario=scenario).exclude(pk=attempt.pk)[:5]
+    return render(
+        request,
+        "courses/scenario.html",
+        {
+            "scenario": scenario,
+            "instructions": rendered(scenario.instructions),
+            "attempt": attempt,
+            "state": services.attempt_dict(attempt),
+            "past": [services.attempt_dict(a) for a in past],
+        },
+    )
+
+
+def _attempt(request: HttpRequest, attempt_id: int) -> Attempt:
+    attempt = _mine(request).select_related("scenario").filter(pk=attempt_id).first()
+    if attempt is None:
+        raise Http404("No such attempt")
+    return attempt
+
+
+@require_POST
+def attempt_predict(request: HttpRequest, attempt_id: int) -> HttpResponse:
+    attempt = _attempt(request, attempt_id)
+    try:
+        services.attempt_predict(attempt=attempt, answer=request.POST.get("prediction"))
+    except LabError as exc:
+        return JsonResponse({"error": {"field": exc.field, "message": exc.message}}, status=400)
+    return redirect("courses:scenario", attempt.scenario.course.slug, attempt.scenario.slug)
+
+
+@require_POST
+def attempt_run(request: HttpRequest, attempt_id: int) -> HttpResponse:
+    attempt = _attempt(request, attempt_id)
+    try:
+        services.attempt_run(attempt=attempt)
+    except LabError as exc:
+        return JsonResponse({"error": {"field": exc.field, "message": exc.message}}, status=400)
+    return JsonResponse(services.attempt_dict(attempt), status=202)
+
+
+@require_GET
+def attempt_detail(request: HttpRequest, attempt_id: int) -> JsonResponse:
+    return JsonResponse(services.attempt_dict(_attempt(request, attempt_id)))
+
+
+@require_POST
+def attempt_again(request: HttpRequest, attempt_id: int) -> HttpResponse:
+    """A new attempt at the same scenario (a new function from the starter code)."""
+    attempt = _attempt(request, attempt_id)
+    if attempt.status == Attempt.Status.OPEN:
+        Attempt.objects.filter(pk=attempt.pk).update(status=Attempt.Status.FAILED, error="abandoned")
+    return redirect("courses:scenario", attempt.scenario.course.slug, attempt.scenario.slug)
