@@ -66,6 +66,22 @@ class Scenario(models.Model):
             raise ValidationError(str(exc)) from None
 
 
+class Enrollment(models.Model):
+    """A student in a course, joined with its class code (an account, or an anonymous browser)."""
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="enrollments")
+    user = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.CASCADE)
+    session_key = models.CharField(max_length=40, blank=True)
+    name = models.CharField(max_length=64, help_text="what the instructor sees")
+    joined = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["joined"]
+
+    def __str__(self) -> str:
+        return f"{self.name} in {self.course}"
+
+
 class Attempt(models.Model):
     """A student's go at a scenario: their own function, their prediction, what the run showed."""
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import markdown
 import nh3
+from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from lambdalab.lab.services import LabError
 
-from . import services
-from .models import Attempt, Course, Scenario
+from . import dashboard, services
+from .models import Attempt, Course, Enrollment, Scenario
 
 
 def _session_key(request: HttpRequest) -> str:
@@ -103,3 +104,37 @@ def attempt_again(request: HttpRequest, attempt_id: int) -> HttpResponse:
     if attempt.status == Attempt.Status.OPEN:
         Attempt.objects.filter(pk=attempt.pk).update(status=Attempt.Status.FAILED, error="abandoned")
     return redirect("courses:scenario", attempt.scenario.course.slug, attempt.scenario.slug)
+
+
+@require_http_methods(["GET", "POST"])
+def join(request: HttpRequest) -> HttpResponse:
+    """Join a course with its class code: an account, or this browser."""
+    error = None
+    if request.method == "POST":
+        code = request.POST.get("code", "").strip()
+        name = request.POST.get("name", "").strip()[:64]
+        course = Course.objects.filter(class_code=code).first()
+        if course is None:
+            error = "No course has that class code"
+        elif not name and not request.user.is_authenticated:
+            error = "Give the name your instructor will see"
+        else:
+            owner = (
+                {"user": request.user}
+                if request.user.is_authenticated
+                else {"session_key": _session_key(request)}
+            )
+            Enrollment.objects.get_or_create(
+                course=course, **owner, defaults={"name": name or request.user.get_username()}
+            )
+            return redirect("courses:course", course.slug)
+    return render(request, "courses/join.html", {"error": error}, status=400 if error else 200)
+
+
+@require_GET
+@staff_member_required
+def course_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    if not request.user.has_perm("courses.view_course"):
+        raise Http404("No such course")
+    course = get_object_or_404(Course, slug=slug)
+    return render(request, "courses/dashboard.html", {"course": course, **dashboard.figures(course)})
