@@ -163,3 +163,19 @@ def test_the_page_refuses_bad_settings_next_to_the_field(page):
     assert memory.get_attribute("aria-invalid") == "true"
     assert page.get_by_text(re.compile("between 128 and 10,?240")).first.is_visible()
     assert ended(page) == 0  # nothing ran
+
+
+def test_what_a_handler_prints_or_returns_is_shown_as_text_never_run(page):
+    fired = []
+    page.on("dialog", lambda dialog: (fired.append(dialog.message), dialog.dismiss()))
+    payload = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+    set_code(
+        page,
+        f"def lambda_handler(event, context):\n    print({payload!r})\n    raise ValueError({payload!r})\n",
+    )
+    invoke(page)
+    page.get_by_role("grid", name="Invocations, newest first").get_by_role("gridcell").first.click()
+    page.wait_for_timeout(300)  # let any injected handler have its chance to fire
+    assert not fired
+    assert page.locator("img[src=x]").count() == 0
+    assert page.get_by_text("<img src=x onerror=alert(1)>", exact=False).first.is_visible()
