@@ -25,6 +25,9 @@ class Function(models.Model):
     name = models.CharField(max_length=64)
     event = models.TextField(default="{}")
     idle_timeout_s = models.FloatField(default=600.0)
+    # Lambda's reserved concurrency: at most this many calls at once (0: none run); beyond it a
+    # call is throttled and never runs. None: unreserved. Not a revision (no restart).
+    reserved_concurrency = models.PositiveIntegerField(null=True, blank=True)
     # Settings the owner may not change (a course scenario's), refused by the server too.
     locked = models.JSONField(default=list, blank=True)
     latest = models.ForeignKey("FunctionVersion", null=True, on_delete=models.SET_NULL, related_name="+")
@@ -102,6 +105,7 @@ class Invocation(models.Model):
         TIMEOUT = "timeout"
         FAILURE = "failure"  # the environment was lost, or the worker died: Sandbox.Failure
         REFUSED = "refused"  # the worker had no room (Lambda's 429)
+        THROTTLED = "throttled"  # over the function's reserved concurrency: never ran (Lambda's 429)
 
     request_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     function = models.ForeignKey(Function, on_delete=models.CASCADE, related_name="invocations")
@@ -109,7 +113,7 @@ class Invocation(models.Model):
     batch = models.UUIDField(null=True, blank=True, db_index=True)
     mode = models.CharField(max_length=8, default="once")  # once | series | burst
     position = models.PositiveIntegerField(default=1)  # within its batch
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.QUEUED)
     cold = models.BooleanField(null=True)
     init_reason = models.CharField(max_length=32, blank=True)
     init_reason_text = models.CharField(max_length=200, blank=True)

@@ -35,7 +35,7 @@ OWN_QUEUE_EXPIRES_S = 30  # a call routed to a worker that is not there by then 
 # Admission and placement of one request, in one round trip. ARGV: function id, version key,
 # owner tag, address, calls, new environments at most, the minute, rate limit, live limit,
 # placements to make, the token of the function as the caller read it ('' to skip the check),
-# the revision's id, then the request ids (kept pending until a worker writes their rows). Returns {'stale'} (the
+# the revision's id, the reserved concurrency ('' for none), then the request ids (kept pending until a worker writes their rows). Returns {'stale'} (the
 # function changed since the caller read it), {'throttled', 'rate'|'live', n}, or
 # {'placed', p1, p2, ...} with p = 'warm|<worker>|<env>' or 'cold|<reason>|<detail>'.
 REQUEST = """
@@ -58,20 +58,42 @@ for _, tag in ipairs({'o:' .. owner, 'a:' .. address}) do
   redis.call('INCRBY', 'll:rate:' .. tag .. ':' .. minute, calls)
   redis.call('EXPIRE', 'll:rate:' .. tag .. ':' .. minute, 120)
 end
-for i = 13, #ARGV do
+for i = 14, #ARGV do
   redis.call('SET', 'll:pending:' .. ARGV[i], fid, 'EX', 3600)
 end
+local reserved = tonumber(ARGV[13])  -- nil: no reserved concurrency
+local running = 'll:running:' .. fid
 local out = {'placed'}
-local ids = #ARGV - 12
+local ids = #ARGV - 13
 local per = ids / placements  -- one placement per call (a burst), or one for them all (a series)
 for i = 1, placements do
-  local placed = CLAIM_ONE(fid, key)
-  out[#out + 1] = placed
-  if string.sub(placed, 1, 5) == 'warm|' then
-    -- in flight on that worker from now: if it dies before it even takes the task, the call ends
-    local worker = string.match(placed, '^warm|([^|]+)|')
-    for j = (i - 1) * per + 1, i * per do
-      redis.call('HSET', 'll:inflight:' .. worker, ARGV[12 + j], fid .. '|' .. ARGV[12])
+  local first, last = (i - 1) * per + 1, i * per
+  if reserved and redis.call('HLEN', running) >= reserved then
+    -- over the function's reserved concurrency: throttled, never run (Lambda's 429)
+    out[#out + 1] = 'throttled|'
+    local now = redis.call('TIME')
+    for j = first, last do
+      local rid = ARGV[13 + j]
+      redis.call('DEL', 'll:pending:' .. rid)
+      local seq = redis.call('INCR', 'll:seq:' .. fid)
+      redis.call('XADD', 'll:ev:' .. fid, 'MAXLEN', '~', 12000, seq .. '-0', 'e', cjson.encode({
+        type = 'invoke.end', seq = seq, time = now[1] * 1000 + math.floor(now[2] / 1000),
+        function_id = fid, request_id = rid, environment = '', status = 'throttled',
+        error_type = 'TooManyRequestsException', reason = 'ReservedFunctionConcurrentInvocationLimitExceeded',
+        payload = cjson.encode({Type = 'User', message = 'Rate Exceeded.',
+                                Reason = 'ReservedFunctionConcurrentInvocationLimitExceeded'}),
+        duration_ms = 0, billed_duration_ms = 0, report = ''}))
+    end
+  else
+    if reserved then redis.call('HSET', running, ARGV[13 + last], 1) end  -- a series holds one slot
+    local placed = CLAIM_ONE(fid, key)
+    out[#out + 1] = placed
+    if string.sub(placed, 1, 5) == 'warm|' then
+      -- in flight on that worker from now: if it dies before it even takes the task, the call ends
+      local worker = string.match(placed, '^warm|([^|]+)|')
+      for j = first, last do
+        redis.call('HSET', 'll:inflight:' .. worker, ARGV[13 + j], fid .. '|' .. ARGV[12])
+      end
     end
   end
 end
@@ -136,6 +158,7 @@ def request(
     address: str,
     request_ids: list[str],
     version_id: int = 0,
+    reserved: int | None = None,
     new_environments: int,
     placements: int,
     rate_limit: int,
@@ -164,6 +187,7 @@ def request(
                 placements,
                 token,
                 version_id,
+                "" if reserved is None else reserved,
                 *request_ids,
             ]
         )
@@ -175,8 +199,13 @@ def request(
     return [_placement(p) for p in answer[1:]]
 
 
+THROTTLED = "throttled"
+
+
 def _placement(answer: str) -> Placement:
     kind, _, rest = answer.partition("|")
+    if kind == THROTTLED:
+        return Placement(THROTTLED, None, None, None)
     if kind == "warm":
         worker, _, env = rest.partition("|")
         return Placement(worker_queue(worker), env, None, None)
@@ -226,8 +255,11 @@ def start_call(worker: str, request_id: str, function_id: str, version_id: int) 
     rds.client().hset(rds.key("inflight", worker), request_id, f"{function_id}|{version_id}")
 
 
-def end_call(worker: str, request_id: str) -> None:
-    rds.client().hdel(rds.key("inflight", worker), request_id)
+def end_call(worker: str, request_id: str, function_id: str) -> None:
+    with rds.client().pipeline() as pipe:
+        pipe.hdel(rds.key("inflight", worker), request_id)
+        pipe.hdel(rds.key("running", function_id), request_id)  # its reserved concurrency slot
+        pipe.execute()
 
 
 def dead_workers() -> list[str]:
@@ -252,6 +284,8 @@ def take_dead_worker(worker: str) -> tuple[list[tuple[str, str, str]], dict[str,
             pipe.hdel(rds.key("live", key), env)
             pipe.lrem(rds.key("idle", key), 0, f"{worker}|{env}")
             pipe.set(rds.key("gone", key), json.dumps({"reason": "failure", "idle_s": 0}), ex=86400)
+        for request_id, (function_id, _) in inflight.items():
+            pipe.hdel(rds.key("running", function_id), request_id)
         pipe.delete(rds.key("wenvs", worker), rds.key("inflight", worker))
         pipe.srem(rds.key("workers"), worker)
         pipe.execute()

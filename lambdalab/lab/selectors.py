@@ -44,6 +44,7 @@ def function_dict(function: Function) -> dict:
         "event": function.event,
         "idle_timeout_s": function.idle_timeout_s,
         "locked": list(function.locked),
+        "reserved_concurrency": function.reserved_concurrency,
         "created": function.created.isoformat(),
         "updated": function.updated.isoformat(),
         **version_dict(function.latest),

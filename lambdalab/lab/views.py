@@ -161,6 +161,7 @@ CREATABLE = (
     "environment",
     "event",
     "idle_timeout_s",
+    "reserved_concurrency",
 )
 
 

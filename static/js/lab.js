@@ -207,8 +207,8 @@ function pendingChanges(values) {
   const patch = {};
   if (codeText() !== saved.code) patch.code = codeText();
   if (eventText() !== saved.event) patch.event = eventText();
-  for (const name of ["memory_mb", "timeout_s", "tmp_mb", "idle_timeout_s", "handler"]) {
-    if (values[name] !== saved[name]) patch[name] = values[name];
+  for (const name of ["memory_mb", "timeout_s", "tmp_mb", "idle_timeout_s", "reserved_concurrency", "handler"]) {
+    if (values[name] !== (saved[name] ?? null)) patch[name] = values[name];
   }
   if (formatEnvironment(values.environment) !== formatEnvironment(saved.environment)) {
     patch.environment = values.environment;
@@ -222,12 +222,13 @@ function refreshDirty() {
     timeout_s: $("set-timeout_s").value,
     tmp_mb: $("set-tmp_mb").value,
     idle_timeout_s: $("set-idle_timeout_s").value,
+    reserved_concurrency: $("set-reserved_concurrency").value,
     handler: $("set-handler").value,
   };
   const dirty =
     codeText() !== saved.code ||
     eventText() !== saved.event ||
-    Object.entries(raw).some(([k, v]) => String(v).trim() !== String(saved[k])) ||
+    Object.entries(raw).some(([k, v]) => String(v).trim() !== String(saved[k] ?? "")) ||
     $("set-environment").value.trim() !== formatEnvironment(saved.environment);
   $("dirty").hidden = !dirty;
 }
@@ -605,22 +606,27 @@ function renderProgress() {
   if (!batch) return;
   const calls = batch.ids.map((id) => model.get(id)).filter(Boolean);
   const done = calls.filter((c) => ENDED.has(c.status));
-  const failed = done.filter((c) => c.status !== "success").length;
-  const cold = done.filter((c) => c.cold).length;
+  const throttled = done.filter((c) => c.status === "throttled").length; // never ran: neither cold nor warm
+  const ran = done.filter((c) => c.status !== "throttled");
+  const failed = ran.filter((c) => c.status !== "success").length;
+  const cold = ran.filter((c) => c.cold).length;
   if (batch.mode === "once") {
     const call = calls[0];
     el.textContent = !call
       ? ""
-      : done.length
-        ? `Call #${call.n} done: ${call.cold ? "❄ cold" : "♨ warm"}, ${call.status === "success" ? "success" : call.error_type || call.status}.`
-        : `Call #${call.n} ${call.status === "running" ? "running…" : "queued…"}`;
+      : call.status === "throttled"
+        ? `Call #${call.n} throttled: over the reserved concurrency, it never ran (TooManyRequestsException).`
+        : done.length
+          ? `Call #${call.n} done: ${call.cold ? "❄ cold" : "♨ warm"}, ${call.status === "success" ? "success" : call.error_type || call.status}.`
+          : `Call #${call.n} ${call.status === "running" ? "running…" : "queued…"}`;
     return;
   }
   const how = batch.mode === "series" ? "in a row" : "at once";
   el.textContent =
     `${done.length} of ${calls.length} done (${how})` +
-    (done.length ? ` · ${cold} cold, ${done.length - cold} warm` : "") +
-    (failed ? ` · ${failed} failed` : "");
+    (ran.length ? ` · ${cold} cold, ${ran.length - cold} warm` : "") +
+    (failed ? ` · ${failed} failed` : "") +
+    (throttled ? ` · ${throttled} throttled (reserved concurrency)` : "");
 }
 
 function renderIsolation() {

@@ -7,7 +7,7 @@ const INSTANCE_IN_LOG = /\binstance ([A-Za-z0-9_.:-]+)/;
 const MAX_LANES = 300; // environments kept on the timeline; the oldest shut-down ones go first
 const MAX_PENDING_LOG_LINES = 500; // Init output waiting for the call it belongs to
 
-export const ENDED = new Set(["success", "error", "timeout", "failure", "refused"]);
+export const ENDED = new Set(["success", "error", "timeout", "failure", "refused", "throttled"]);
 
 export function shortId(id, n = 8) {
   return id ? String(id).replace(/-/g, "").slice(0, n) : "";

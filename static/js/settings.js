@@ -10,6 +10,7 @@ const FIELD_IDS = {
   timeout_s: "set-timeout_s",
   tmp_mb: "set-tmp_mb",
   idle_timeout_s: "set-idle_timeout_s",
+  reserved_concurrency: "set-reserved_concurrency",
   handler: "set-handler",
   environment: "set-environment",
 };
@@ -65,6 +66,16 @@ export function parseEnvironment(text) {
   return env;
 }
 
+/** Reserved concurrency: empty for none, else a whole number 0–100. */
+function reservedConcurrency(text) {
+  if (String(text).trim() === "") return null;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 0 || value > 100) {
+    throw new Error("Reserved concurrency must be a whole number from 0 to 100, or empty");
+  }
+  return value;
+}
+
 export function formatEnvironment(env) {
   return Object.entries(env || {})
     .map(([k, v]) => `${k}=${v}`)
@@ -81,6 +92,7 @@ export class SettingsForm {
       timeout_s: wholeNumber("Timeout", toLow, toHigh, "seconds"),
       tmp_mb: wholeNumber("Ephemeral storage", tmpLow, tmpHigh, "MB"),
       idle_timeout_s: seconds,
+      reserved_concurrency: reservedConcurrency,
       handler,
       environment: parseEnvironment,
     };
@@ -106,6 +118,7 @@ export class SettingsForm {
     this.input("timeout_s").value = fn.timeout_s;
     this.input("tmp_mb").value = fn.tmp_mb;
     this.input("idle_timeout_s").value = fn.idle_timeout_s;
+    this.input("reserved_concurrency").value = fn.reserved_concurrency ?? "";
     this.input("handler").value = fn.handler;
     this.input("environment").value = formatEnvironment(fn.environment);
   }

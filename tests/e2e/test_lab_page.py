@@ -179,3 +179,18 @@ def test_what_a_handler_prints_or_returns_is_shown_as_text_never_run(page):
     assert not fired
     assert page.locator("img[src=x]").count() == 0
     assert page.get_by_text("<img src=x onerror=alert(1)>", exact=False).first.is_visible()
+
+
+def test_a_burst_against_reserved_concurrency_shows_the_throttles(page):
+    set_code(page, "import time\n\ndef lambda_handler(event, context):\n    time.sleep(1)\n    return 'ok'\n")
+    page.get_by_label("Reserved concurrency").fill("2")
+    page.get_by_label("How many at once").fill("4")
+    page.get_by_role("button", name="Invoke at once").click()
+    wait_ended(page, 4)
+    statuses = sorted(c["status"] for c in calls(page))
+    assert statuses == ["success", "success", "throttled", "throttled"]
+    assert page.evaluate("window.lambdalab.lanes") == 2
+    grid = page.get_by_role("grid", name="Invocations, newest first")
+    assert grid.get_by_text("TooManyRequestsException").count() >= 1
+    assert page.get_by_text("2 cold, 0 warm · 2 throttled (reserved concurrency)").is_visible()
+    shot(page, "8-reserved-concurrency-throttles")

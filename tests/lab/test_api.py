@@ -170,3 +170,27 @@ def test_live_environments_are_bounded_per_owner(lab: LabClient, settings):
     )
     assert "3 live execution environments (at most 3)" in answer["error"]["message"]
     lab.call("POST", f"/api/functions/{function['id']}/environments", status=202)
+
+
+def test_a_burst_past_the_reserved_concurrency_is_throttled_and_never_runs(lab: LabClient):
+    function = lab.new_function(
+        name="reserved",
+        code="import time\ndef lambda_handler(event, context):\n    time.sleep(1)\n    return 1\n",
+    )
+    lab.call("PATCH", f"/api/functions/{function['id']}", {"reserved_concurrency": 2}, status=200)
+    results = lab.run(function["id"], mode="burst", count=5)
+    statuses = sorted(r["status"] for r in results)
+    assert statuses == ["success", "success", "throttled", "throttled", "throttled"]
+    throttled = [r for r in results if r["status"] == "throttled"]
+    assert all(r["error_type"] == "TooManyRequestsException" and r["environment"] is None for r in throttled)
+    body = json.loads(throttled[0]["response"])
+    assert body["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+    assert len({r["environment"] for r in results if r["status"] == "success"}) == 2
+    # the slots come back when the calls end: the next burst of two runs
+    again = lab.run(function["id"], mode="burst", count=2)
+    assert [r["status"] for r in again] == ["success", "success"]
+    # 0 throttles everything
+    lab.call("PATCH", f"/api/functions/{function['id']}", {"reserved_concurrency": 0}, status=200)
+    assert lab.run(function["id"])[0]["status"] == "throttled"
+    answer = lab.call("PATCH", f"/api/functions/{function['id']}", {"reserved_concurrency": -1}, status=400)
+    assert answer["error"]["field"] == "reserved_concurrency"

@@ -32,6 +32,7 @@ def place(function_id: str, key: str, n: int = 1, **limits) -> list[placement.Pl
         placements=n,
         rate_limit=limits.get("rate", 1000),
         live_limit=limits.get("live", 1000),
+        reserved=limits.get("reserved"),
     )
 
 
@@ -110,3 +111,16 @@ def test_a_pending_call_is_known_until_its_row_is_written():
     assert placement.pending(rid) == "fn-pend"
     placement.written(rid)
     assert placement.pending(rid) is None
+
+
+def test_calls_past_the_reserved_concurrency_are_throttled_with_their_end_in_the_stream(r):
+    held = place("fn-reserved", "key-reserved", 2, reserved=2)
+    assert all(p.queue == "lab" for p in held)
+    more = place("fn-reserved", "key-reserved", 2, reserved=2)
+    assert [p.queue for p in more] == [placement.THROTTLED, placement.THROTTLED]
+    ends = [json.loads(f[b"e"]) for _, f in r.xrange("ll:ev:fn-reserved")]
+    assert [e["status"] for e in ends] == ["throttled", "throttled"]
+    assert ends[0]["reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+    for rid in r.hkeys("ll:running:fn-reserved"):
+        placement.end_call("w", rid.decode(), "fn-reserved")
+    assert place("fn-reserved", "key-reserved", 1, reserved=2)[0].queue == "lab"
