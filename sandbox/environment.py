@@ -698,6 +698,17 @@ class Environment:
                 except ProcessLookupError:
                     pass
 
+    def reset_runtime(self) -> None:
+        """Kill the runtime now, between calls (the lab's lifecycle control); left frozen."""
+        if self.frozen:
+            self.thaw()
+        if self.runtime_ready:
+            self._kill_runtime(
+                "reset on request",
+                InitReason("reset_request", "re-initialised: its runtime was reset on request"),
+            )
+        self.freeze()
+
     def _limit_cpu(self, limited: bool) -> None:
         if self.cgroup is not None:
             self.cgroup.limit_cpu(limited)

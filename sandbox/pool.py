@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cgroup, jail
-from .environment import SHUTDOWN_GRACE_S, TEARDOWN_WAIT_S, Environment, Isolation, State
+from .environment import SHUTDOWN_GRACE_S, TEARDOWN_WAIT_S, Environment, EnvironmentLost, Isolation, State
 from .isolation import disabled_from_env, probe
 from .result import InitReason, InvokeResult
 from .scratch import ScratchDisk, ScratchFullError
@@ -243,6 +243,40 @@ class EnvironmentPool:
             self._take_idle(env)
         env.shutdown(reason)
         self._forget(env)
+        return True
+
+    def reset_environment(self, environment_id: str) -> bool:
+        """Kill an idle environment's runtime now, as a crash would: the next call re-initialises
+        in it, /tmp kept. False if it is busy or unknown."""
+        with self._lock:
+            env = self._all.get(environment_id)
+            if env is None or env.state != State.IDLE:
+                return False
+            idle = self._idle.get(env.spec.key, [])
+            idle.remove(env)
+            if not idle:
+                self._idle.pop(env.spec.key, None)
+            env.transition(State.BUSY)
+        try:
+            env.reset_runtime()
+        except EnvironmentLost as exc:
+            log.warning("environment %s lost while resetting it: %s", env.id, exc)
+            env.destroy()
+            env.emit("shutdown", reason="failure", detail=str(exc)[:200], idle_s=0.0)
+        finally:
+            self._release(env)
+        return True
+
+    def age_environment(self, environment_id: str, seconds: float) -> bool:
+        """Move an idle environment's idle clock on by ``seconds`` (idle eviction then comes
+        that much sooner). False if it is busy or unknown."""
+        with self._lock:
+            env = self._all.get(environment_id)
+            if env is None or env.state != State.IDLE:
+                return False
+            env.last_used -= seconds
+            self._janitor_wakes_at = 0.0
+            self._evict_due.notify()
         return True
 
     def close(self) -> None:

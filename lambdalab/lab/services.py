@@ -69,6 +69,10 @@ class Throttled(LabError):
     status = 429
 
 
+class NotFound(LabError):
+    status = 404
+
+
 # -- validation ----------------------------------------------------------------------------
 
 LIMITS = {
@@ -596,3 +600,39 @@ def environments_shutdown_here(*, function_id: str) -> int:
         if env["function"] in keys and rt.pool.shutdown_environment(env["id"], reason="request"):
             done += 1
     return done
+
+
+CONTROLS = ("evict", "reset", "age")
+
+
+def environment_control(*, function: Function, environment_id: str, action: str, seconds: float = 0) -> str:
+    """Make a lesson happen now, on the worker holding the environment: evict it (as its idle
+    eviction would), reset its runtime (as a crash would), or move its idle clock on. Returns
+    the worker; the page sees the outcome in the event stream."""
+    if action not in CONTROLS:
+        raise LabError(f"Action must be one of {', '.join(CONTROLS)}", field="action")
+    if action == "age" and (
+        isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 86400
+    ):
+        raise LabError("Seconds must be between 0 and 86,400", field="seconds")
+    env = next((e for e in stream.environments(str(function.pk)) if e["id"] == environment_id), None)
+    if env is None:
+        raise NotFound("No such live environment of this function", code="ResourceNotFoundException")
+    from .tasks import control_environment
+
+    control_environment.apply_async(
+        (environment_id, action, float(seconds)), queue=placement.worker_queue(env["worker"]), expires=30
+    )
+    return env["worker"]
+
+
+def environment_control_here(*, environment_id: str, action: str, seconds: float) -> bool:
+    """On a worker: carry out the control (False if the environment is busy or gone by now)."""
+    from .worker import runtime
+
+    pool = runtime().pool
+    if action == "evict":
+        return pool.shutdown_environment(environment_id, reason="idle")
+    if action == "reset":
+        return pool.reset_environment(environment_id)
+    return pool.age_environment(environment_id, seconds)

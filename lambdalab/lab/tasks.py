@@ -14,6 +14,11 @@ def invoke(call: dict, event: str):
     services.invocations_run(call=call, event=event)
 
 
+@shared_task(name="lab.control_environment", ignore_result=True)
+def control_environment(environment_id: str, action: str, seconds: float):
+    services.environment_control_here(environment_id=environment_id, action=action, seconds=seconds)
+
+
 @shared_task(name="lab.shutdown_environments", ignore_result=True)
 def shutdown_environments(function_id: str):
     services.environments_shutdown_here(function_id=function_id)

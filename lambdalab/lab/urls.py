@@ -25,6 +25,11 @@ urlpatterns = [
         views.function_environments,
         name="function-environments",
     ),
+    path(
+        "api/functions/<uuid:function_id>/environments/<str:environment_id>",
+        views.environment_control,
+        name="environment-control",
+    ),
     path("api/invocations/<uuid:request_id>", views.invocation_detail, name="invocation"),
     path("api/invocations/<uuid:request_id>/response", views.invocation_response, name="invocation-response"),
     path("api/isolation", views.isolation_report, name="isolation"),

@@ -234,6 +234,20 @@ class _Pending(Exception):
     """Asked for, not ended: its worker writes its row when it ends."""
 
 
+@require_POST
+@api
+def environment_control(request: HttpRequest, function_id, environment_id: str) -> JsonResponse:
+    function = _function_or_404(request, function_id)
+    data = _only(_body(request), ("action", "seconds"))
+    worker = services.environment_control(
+        function=function,
+        environment_id=environment_id,
+        action=data.get("action", ""),
+        seconds=data.get("seconds", 0),
+    )
+    return JsonResponse({"worker": worker}, status=202)
+
+
 def _invocation_or_404(request, request_id) -> Invocation:
     # Pending first, then the table: a worker writes the row before it stops being pending, so a
     # call that is in neither place when looked at in this order does not exist.

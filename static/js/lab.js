@@ -37,6 +37,7 @@ const signals = (window.lambdalab = {
   ended: 0,
   lanes: 0,
   reconnects: 0, // times the event stream was re-opened after a cut
+  counts: {}, // events applied, by type
   functionId,
   requestIds: () => [...model.order],
   /** The calls as the table shows them, newest first. */
@@ -476,6 +477,7 @@ function receive(message) {
     for (const ev of message.events) {
       if (ev.function_id && ev.function_id !== functionId) continue;
       if (!model.apply(ev)) continue;
+      signals.counts[ev.type] = (signals.counts[ev.type] || 0) + 1;
       if (ev.time) observeClock(ev.time);
       if (ev.type === "invoke.end") ended(model.get(ev.request_id));
     }
@@ -523,6 +525,27 @@ const STATE_BADGES = {
   "shutting down": "… shutting down",
 };
 
+// Lifecycle controls: make a lesson happen now (the outcome arrives as events).
+$("alive").addEventListener("click", async (e) => {
+  const button = e.target.closest("button[data-action]");
+  if (!button) return;
+  button.disabled = true;
+  const { env, action } = button.dataset;
+  try {
+    await api("POST", `/api/functions/${functionId}/environments/${env}`, { action, seconds: 60 });
+    notice(
+      {
+        evict: "Evicting it: the next call will be cold.",
+        reset: "Resetting its runtime: the next call re-initialises in this environment.",
+        age: "Its idle clock moved on by 60 s.",
+      }[action],
+    );
+  } catch (err) {
+    notice(err.message || String(err), "error");
+    button.disabled = false;
+  }
+});
+
 function renderAlive() {
   const lanes = model.liveLanes();
   $("alive-count").textContent = lanes.length;
@@ -534,7 +557,15 @@ function renderAlive() {
             `<li><code title="${esc(lane.id)}">${esc(lane.short)}</code>` +
             (lane.instance ? ` <span class="inst">instance ${esc(lane.instance)}</span>` : "") +
             ` <span class="state ${esc(lane.state.replace(/\s/g, "-"))}">${STATE_BADGES[lane.state] || esc(lane.state)}</span>` +
-            ` <span class="age">age ${fmtAge(t - lane.born)}</span></li>`,
+            ` <span class="age">age ${fmtAge(t - lane.born)}</span>` +
+            (lane.state === "frozen"
+              ? ` <span class="controls">` +
+                `<button type="button" class="mini" data-env="${esc(lane.id)}" data-action="evict" aria-label="Evict environment ${esc(lane.short)} now" title="Shut it down as its idle eviction would">evict now</button>` +
+                `<button type="button" class="mini" data-env="${esc(lane.id)}" data-action="reset" aria-label="Reset the runtime of environment ${esc(lane.short)}" title="Kill its runtime as a crash would: the next call re-initialises here">reset runtime</button>` +
+                `<button type="button" class="mini" data-env="${esc(lane.id)}" data-action="age" aria-label="Age environment ${esc(lane.short)} by one minute" title="Move its idle clock on by 60 s">+60 s idle</button>` +
+                `</span>`
+              : "") +
+            `</li>`,
         )
         .join("")
     : `<li class="none">None: the next call will be a cold start.</li>`;

@@ -194,3 +194,23 @@ def test_a_burst_against_reserved_concurrency_shows_the_throttles(page):
     assert grid.get_by_text("TooManyRequestsException").count() >= 1
     assert page.get_by_text("2 cold, 0 warm · 2 throttled (reserved concurrency)").is_visible()
     shot(page, "8-reserved-concurrency-throttles")
+
+
+def test_lifecycle_controls_evict_and_reset_an_environment_on_demand(page):
+    set_code(page, COUNTING)
+    invoke(page)
+    invoke(page)
+    page.get_by_role("button", name=re.compile(r"^Reset the runtime of environment")).click()
+    page.wait_for_function("(window.lambdalab.counts.reset || 0) >= 1", timeout=15_000)
+    invoke(page)
+    assert calls(page)[0]["init_reason"] == "reset_request"
+    assert page.get_by_text("re-initialised: its runtime was reset on request").first.is_visible()
+    page.get_by_role("button", name=re.compile(r"^Evict environment .* now$")).click()
+    page.wait_for_function(
+        "window.lambdalab.environmentIds().length === 1 && document.querySelector('#alive .none') !== null",
+        timeout=15_000,
+    )
+    invoke(page)
+    newest = calls(page)[0]
+    assert newest["cold"] and newest["init_reason"] == "evicted"
+    shot(page, "9-lifecycle-controls")

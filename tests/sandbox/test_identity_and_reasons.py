@@ -145,3 +145,21 @@ def test_the_memory_budget_evicts_idle_environments_then_refuses(make_pool):
     with pytest.raises(PoolCapacityError, match="budget is 3,100 MB"):
         pool.invoke(FunctionSpec(source=STATE, function_id="budget-d", memory_mb=2048))
     holder.join()
+
+
+def test_an_idle_environment_can_be_reset_or_aged_on_request(make_pool):
+    recorder = Recorder()
+    pool = make_pool(on_event=recorder)
+    spec = FunctionSpec(source=STATE, function_id="controls", idle_timeout_s=600)
+    first = pool.invoke(spec)
+    assert pool.reset_environment(first.environment_id)
+    again = pool.invoke(spec)
+    assert again.environment_id == first.environment_id and not again.cold
+    assert again.init_reason == "reset_request" and again.json()["count"] == 1
+    assert again.json()["tmp"] == "xx"  # /tmp kept through the reset
+    assert pool.age_environment(first.environment_id, 601)
+    shutdown = recorder.wait_for(
+        lambda e: e["type"] == "shutdown" and e["environment"] == first.environment_id
+    )
+    assert shutdown["reason"] == "idle" and shutdown["idle_s"] >= 600
+    assert not pool.reset_environment(first.environment_id) and not pool.age_environment("nope", 1)
