@@ -644,16 +644,17 @@ class Environment:
         pid = self._runtime_pid()
         if pid is None:
             return
+        resident, high_water = _status_bytes(pid, "VmRSS", "VmHWM")
         charged = self.cgroup.function_charged_bytes() if self.cgroup is not None else None
         if charged is not None and self.runtime_ready:
-            uncharged = _status_bytes(pid, "VmRSS") - charged
+            uncharged = resident - charged
             if uncharged > self.baseline_bytes:
                 self.baseline_bytes = uncharged
                 try:
                     self._apply_limits()
                 except OSError:
                     pass  # already above the new limit: it meets it at its next allocation
-        footprint = max(_status_bytes(pid, "VmHWM"), self.baseline_bytes + (charged or 0))
+        footprint = max(high_water, self.baseline_bytes + (charged or 0))
         self.max_memory_bytes = max(self.max_memory_bytes, footprint)
 
     def _runtime_pid(self) -> int | None:
@@ -817,17 +818,18 @@ def placeholder_credentials() -> dict[str, str]:
     }
 
 
-def _status_bytes(pid: int, field: str) -> int:
-    """A ``kB`` field of /proc/<pid>/status (VmRSS, VmHWM), in bytes; 0 if the process is gone."""
+def _status_bytes(pid: int, *fields: str) -> list[int]:
+    """``kB`` fields of /proc/<pid>/status (VmRSS, VmHWM) in bytes, from one read; 0s if gone."""
     try:
         with open(f"/proc/{pid}/status", "rb") as f:
             text = f.read()
     except OSError:
-        return 0
-    at = text.find(field.encode() + b":")
-    if at < 0:
-        return 0  # a zombie, or a kernel thread
-    return int(text[at + len(field) + 1 :].split(None, 1)[0]) * 1024
+        return [0] * len(fields)
+    values = []
+    for field in fields:
+        at = text.find(field.encode() + b":")  # absent for a zombie
+        values.append(int(text[at + len(field) + 1 :].split(None, 1)[0]) * 1024 if at >= 0 else 0)
+    return values
 
 
 def _trace_id() -> str:

@@ -7,8 +7,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 from lambdalab.lab import stream
+from lambdalab.lab.services import owner_tag
 
-from .models import Attempt, Course
+from .models import Attempt, Course, Enrollment
 
 
 @dataclass
@@ -22,13 +23,13 @@ class ScenarioFigures:
     running: int
 
 
-def _student(attempt: Attempt) -> str:
-    return f"u{attempt.user_id}" if attempt.user_id else f"s{attempt.session_key}"
+def _student(who: Attempt | Enrollment) -> str:
+    return owner_tag(who.user_id, who.session_key)
 
 
 def figures(course: Course) -> dict:
     enrolled = list(course.enrollments.select_related("user"))
-    members = {f"u{e.user_id}" if e.user_id else f"s{e.session_key}": e.name for e in enrolled}
+    members = {_student(e): e.name for e in enrolled}
     rows = []
     active: set[str] = set()
     for scenario in course.scenarios.all():

@@ -84,7 +84,7 @@ def attempt_execute(*, attempt_id: int) -> None:
     """On a worker: carry out the plan, evaluate the checks, keep the results."""
     attempt = Attempt.objects.select_related("scenario", "function").get(pk=attempt_id)
     scenario = attempt.scenario
-    owner = f"u{attempt.user_id}" if attempt.user_id else f"s{attempt.session_key}"
+    owner = lab.owner_tag(attempt.user_id, attempt.session_key)
     try:
         seen = plans.run(
             function=attempt.function, plan=scenario.plan, owner_tag=owner, address=f"course:{owner}"

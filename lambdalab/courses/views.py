@@ -10,16 +10,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from lambdalab.lab.account import remember_anonymous_owner
+from lambdalab.lab.account import session_key as _session_key
 from lambdalab.lab.services import LabError
 
 from . import dashboard, services
 from .models import Attempt, Course, Enrollment, Scenario
-
-
-def _session_key(request: HttpRequest) -> str:
-    if not request.session.session_key:
-        request.session.save()
-    return request.session.session_key
 
 
 def _mine(request: HttpRequest):
@@ -50,7 +46,7 @@ def _scenario(slug: str, scenario_slug: str) -> Scenario:
 def scenario_page(request: HttpRequest, slug: str, scenario_slug: str) -> HttpResponse:
     scenario = _scenario(slug, scenario_slug)
     attempt = services.attempt_open(scenario=scenario, user=request.user, session_key=_session_key(request))
-    request.session.setdefault("lab_anonymous_owner", request.session.session_key)
+    remember_anonymous_owner(request, request.session.session_key)
     past = _mine(request).filter(scenario=scenario).exclude(pk=attempt.pk)[:5]
     return render(
         request,

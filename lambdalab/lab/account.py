@@ -16,6 +16,13 @@ from . import selectors, services
 ANONYMOUS_OWNER = "lab_anonymous_owner"  # the session key anonymous functions were made under
 
 
+def session_key(request: HttpRequest) -> str:
+    """The browser session's key, made on the first visit (anonymous functions belong to it)."""
+    if not request.session.session_key:
+        request.session.save()
+    return request.session.session_key
+
+
 def remember_anonymous_owner(request: HttpRequest, session_key: str) -> None:
     """Login cycles the session key; the functions made before it are found by this one."""
     if not request.user.is_authenticated and request.session.get(ANONYMOUS_OWNER) != session_key:
@@ -62,10 +69,9 @@ def _mine(request: HttpRequest, function_id):
 
 @require_POST
 def function_new(request: HttpRequest) -> HttpResponse:
-    if not request.session.session_key:
-        request.session.save()
-    function = services.function_create(owner=request.user, session_key=request.session.session_key)
-    remember_anonymous_owner(request, request.session.session_key)
+    key = session_key(request)
+    function = services.function_create(owner=request.user, session_key=key)
+    remember_anonymous_owner(request, key)
     return redirect("lab:function-page", function.pk)
 
 

@@ -99,7 +99,7 @@ class FunctionEventsConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session")
         session_key = session.session_key if session else None
         user = self.scope["user"]
-        owner = f"u{user.pk}" if user.is_authenticated else f"s{session_key or ''}"
+        owner = services.owner_tag(user.pk if user.is_authenticated else None, session_key)
         client = self.scope.get("client") or ("unknown", 0)
         for _ in range(3):
             try:

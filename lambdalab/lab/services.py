@@ -283,6 +283,11 @@ def functions_adopt(*, user, session_key: str) -> int:
 # -- invoking ---------------------------------------------------------------------------------
 
 
+def owner_tag(user_id: int | None, session_key: str | None) -> str:
+    """Who a call is counted against (calls per minute, live environments): an account, or a session."""
+    return f"u{user_id}" if user_id else f"s{session_key or ''}"
+
+
 _version_keys: dict[int, str] = {}  # revision id -> the engine's key (revisions never change)
 
 

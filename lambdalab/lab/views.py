@@ -24,14 +24,12 @@ def _error(
     return JsonResponse({"error": {"type": code, "field": field, "message": message}}, status=status)
 
 
-def _session_key(request: HttpRequest) -> str:
-    if not request.session.session_key:
-        request.session.save()
-    return request.session.session_key
+_session_key = account.session_key
 
 
 def _owner_tag(request: HttpRequest) -> str:
-    return f"u{request.user.pk}" if request.user.is_authenticated else f"s{_session_key(request)}"
+    user_id = request.user.pk if request.user.is_authenticated else None
+    return services.owner_tag(user_id, None if user_id else _session_key(request))
 
 
 def _address(request: HttpRequest) -> str:
