@@ -5,8 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from .models import Function, FunctionVersion, Invocation
-
-PREVIEW_BYTES = 1024
+from .stream import PREVIEW_BYTES  # the same preview in lists as in events
 
 
 def functions_of(*, user, session_key: str | None) -> QuerySet[Function]:
