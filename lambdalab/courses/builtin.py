@@ -320,7 +320,7 @@ SCENARIOS = [
 def load(Course, Scenario) -> int:
     """Create or bring up to date the built-in course (takes the models, so a migration can use it)."""
     course, _ = Course.objects.update_or_create(slug=SLUG, defaults={"title": TITLE})
-    for order, data in enumerate(SCENARIOS):
+    for order, data in enumerate(SCENARIOS, start=1):
         Scenario.objects.update_or_create(
             course=course,
             slug=data["slug"],

@@ -33,7 +33,7 @@ def figures(course: Course) -> dict:
     rows = []
     active: set[str] = set()
     for scenario in course.scenarios.all():
-        attempts = [a for a in scenario.attempts.all() if _student(a) in members]
+        attempts = [a for a in scenario.attempts.filter(preview=False) if _student(a) in members]
         ran = [
             a
             for a in attempts

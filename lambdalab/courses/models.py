@@ -7,6 +7,7 @@ import secrets
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.urls import reverse
 
 from . import plans
 
@@ -56,6 +57,9 @@ class Scenario(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    def get_absolute_url(self) -> str:
+        return reverse("courses:scenario", args=[self.course.slug, self.slug])
+
     def clean(self) -> None:
         try:
             plans.validate_plan(self.plan)
@@ -103,6 +107,8 @@ class Attempt(models.Model):
     error = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
     finished = models.DateTimeField(null=True)
+    # An instructor's preview from the admin: never in a dashboard, never the student's attempt.
+    preview = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created"]

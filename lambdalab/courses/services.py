@@ -24,7 +24,9 @@ def _owner(user, session_key: str) -> dict:
 def attempt_open(*, scenario: Scenario, user, session_key: str) -> Attempt:
     """The student's current attempt at the scenario (one with its own function), made if needed."""
     owner = _owner(user, session_key)
-    attempt = Attempt.objects.filter(scenario=scenario, status=Attempt.Status.OPEN, **owner).first()
+    attempt = Attempt.objects.filter(
+        scenario=scenario, status=Attempt.Status.OPEN, preview=False, **owner
+    ).first()
     if attempt is not None and attempt.function_id is not None:
         return attempt
     function = lab.function_create(
@@ -37,6 +39,43 @@ def attempt_open(*, scenario: Scenario, user, session_key: str) -> Attempt:
         **scenario.settings,
     )
     return Attempt.objects.create(scenario=scenario, function=function, **owner)
+
+
+@transaction.atomic
+def attempt_preview(*, scenario: Scenario, user, code: str = "solution") -> Attempt:
+    """An instructor's preview: a fresh attempt (never counted) on a function of their own with the
+    reference solution (or the starter code), to read the page and run the checks as a student would."""
+    if code not in ("solution", "starter"):
+        raise LabError("Preview the solution or the starter code", field="code")
+    source = (
+        scenario.solution_code if code == "solution" and scenario.solution_code else scenario.starter_code
+    )
+    function = lab.function_create(
+        owner=user,
+        session_key="",
+        name=f"preview-{scenario.slug}"[:64],
+        code=source,
+        event=scenario.default_event,
+        locked=tuple(scenario.locked),
+        **scenario.settings,
+    )
+    return Attempt.objects.create(scenario=scenario, function=function, user=user, preview=True)
+
+
+@transaction.atomic
+def scenario_clone(*, scenario: Scenario) -> Scenario:
+    """A copy of the scenario at the end of its course, with a free slug, to change at will."""
+    taken = set(Scenario.objects.filter(course=scenario.course_id).values_list("slug", flat=True))
+    base = f"{scenario.slug[:40]}-copy"
+    slug = next(s for s in (base, *(f"{base}-{n}" for n in range(2, 1000))) if s not in taken)
+    last = Scenario.objects.filter(course=scenario.course_id).order_by("-order").first()
+    clone = Scenario.objects.get(pk=scenario.pk)
+    clone.pk = None
+    clone.slug = slug
+    clone.title = f"{scenario.title} (copy)"[:200]
+    clone.order = (last.order if last else 0) + 1
+    clone.save()
+    return clone
 
 
 def attempt_predict(*, attempt: Attempt, answer) -> Attempt:

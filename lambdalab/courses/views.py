@@ -45,9 +45,16 @@ def _scenario(slug: str, scenario_slug: str) -> Scenario:
 @ensure_csrf_cookie
 def scenario_page(request: HttpRequest, slug: str, scenario_slug: str) -> HttpResponse:
     scenario = _scenario(slug, scenario_slug)
-    attempt = services.attempt_open(scenario=scenario, user=request.user, session_key=_session_key(request))
+    chosen = request.GET.get("attempt", "")
+    attempt = None
+    if chosen.isdigit():  # one of the visitor's own attempts (an instructor's preview)
+        attempt = _mine(request).filter(scenario=scenario, pk=int(chosen)).first()
+    if attempt is None:
+        attempt = services.attempt_open(
+            scenario=scenario, user=request.user, session_key=_session_key(request)
+        )
     remember_anonymous_owner(request, request.session.session_key)
-    past = _mine(request).filter(scenario=scenario).exclude(pk=attempt.pk)[:5]
+    past = _mine(request).filter(scenario=scenario, preview=False).exclude(pk=attempt.pk)[:5]
     return render(
         request,
         "courses/scenario.html",

@@ -93,3 +93,52 @@ def test_migrating_loads_the_built_in_course_and_the_group(django_db_blocker):
     assert done.returncode == 0, done.stderr
     scenarios, permissions = map(int, done.stdout.split())
     assert scenarios == len(builtin.SCENARIOS) and permissions == 8
+
+
+def test_cloning_gives_free_slugs_at_the_end_of_the_course():
+    from lambdalab.courses import services
+
+    original = Scenario.objects.get(slug="concurrency")
+    first = services.scenario_clone(scenario=original)
+    second = services.scenario_clone(scenario=original)
+    assert (first.slug, second.slug) == ("concurrency-copy", "concurrency-copy-2")
+    last = Scenario.objects.filter(course=original.course).exclude(pk=second.pk).order_by("-order").first()
+    assert second.order == last.order + 1
+    assert (second.plan, second.checks, second.question) == (
+        original.plan,
+        original.checks,
+        original.question,
+    )
+    original.refresh_from_db()
+    assert original.slug == "concurrency"  # untouched
+
+
+def test_a_preview_is_the_instructors_own_and_not_the_students_attempt(instructor):
+    scenario = Scenario.objects.get(slug="instance-reuse")
+    answer = instructor.post(f"/admin/courses/scenario/{scenario.pk}/preview/", {"code": "solution"})
+    assert answer.status_code == 302
+    preview = scenario.attempts.get()
+    assert preview.preview and preview.function.owner.username == "ada"
+    assert answer["Location"] == f"/courses/{scenario.course.slug}/{scenario.slug}/?attempt={preview.pk}"
+    page = instructor.get(answer["Location"])
+    assert b"Preview: a function of your own" in page.content
+    # opening the scenario as such gives her a student's attempt, not the preview
+    instructor.get(f"/courses/{scenario.course.slug}/{scenario.slug}/")
+    assert scenario.attempts.filter(preview=False).count() == 1
+    # preview is POST only, and staff only
+    assert instructor.get(f"/admin/courses/scenario/{scenario.pk}/preview/").status_code == 405
+    student = Client(HTTP_HOST="localhost")
+    student.force_login(User.objects.create_user("bob", password="x"))
+    refused = student.post(f"/admin/courses/scenario/{scenario.pk}/preview/", {"code": "solution"})
+    assert refused.status_code == 302 and "/admin/login/" in refused["Location"]
+    assert scenario.attempts.count() == 2
+
+
+def test_another_visitors_attempt_cannot_be_opened_by_its_number(instructor):
+    scenario = Scenario.objects.get(slug="instance-reuse")
+    instructor.post(f"/admin/courses/scenario/{scenario.pk}/preview/", {"code": "starter"})
+    preview = scenario.attempts.get()
+    other = Client(HTTP_HOST="localhost")
+    page = other.get(f"/courses/{scenario.course.slug}/{scenario.slug}/?attempt={preview.pk}")
+    assert page.status_code == 200 and b"Preview:" not in page.content
+    assert page.context["attempt"].pk != preview.pk
