@@ -124,6 +124,7 @@ LAMBDALAB_WORKERS_PER_HOST = envint("LAMBDALAB_WORKERS_PER_HOST", "1")
 # The lab's bounds
 LAB_MAX_CODE_BYTES = envint("LAB_MAX_CODE_BYTES", str(512 * 1024))
 LAB_MAX_BURST = envint("LAB_MAX_BURST", "20")  # invocations at once, or in a row, per request
+LAB_MAX_PROVISIONED = envint("LAB_MAX_PROVISIONED", "5")  # provisioned concurrency per function
 LAB_INVOCATIONS_PER_MINUTE = envint("LAB_INVOCATIONS_PER_MINUTE", "300")  # per owner and per address
 LAB_MAX_LIVE_ENVIRONMENTS = envint("LAB_MAX_LIVE_ENVIRONMENTS", "30")  # per owner and per address
 LAB_DEFAULT_IDLE_S = float(os.getenv("LAB_DEFAULT_IDLE_S", "600"))

@@ -434,8 +434,10 @@ class Environment:
         request_id: str,
         cold_reason: InitReason | None = None,
         headers: dict | None = None,
+        freeze: bool = True,
     ) -> InvokeResult:
-        """One invocation, Init first on a cold start, START to REPORT; left frozen, or dead if lost.
+        """One invocation, Init first on a cold start, START to REPORT; left frozen (unless not
+        ``freeze``: it is to be shut down next), or dead if lost.
 
         Never raises for what happens in the jail: a lost environment is a ``Sandbox.Failure``
         result (and the environment is torn down), with its invoke.end, END and REPORT.
@@ -456,7 +458,8 @@ class Environment:
             call.t0 = time.monotonic()
             outcome = self._run_call(call, payload, headers or {})
             result = self._finish(call, outcome)
-            self.freeze()  # a write to cgroup.freeze (~5 µs); the kernel completes it meanwhile
+            if freeze:
+                self.freeze()  # a write to cgroup.freeze (~5 µs); the kernel completes it meanwhile
             self.last_used = time.monotonic()
             return result
         except BaseException as exc:

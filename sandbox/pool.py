@@ -28,6 +28,10 @@ STEM_CELL_TMP_MB = 512  # Lambda's default /tmp: what nearly every function asks
 MAX_EVENT_BYTES = 6 * 1024 * 1024
 MAX_REMEMBERED = 4096  # versions whose last environment's end the pool remembers
 CLOSE_WAIT_S = 30.0  # how long close() lets calls in flight finish before it tears them down
+PROVISIONED_IDLE_S = 3600.0  # a provisioned environment unused this long is shut down all the same
+ALWAYS_COLD = InitReason(
+    "always_cold", "always-cold mode: a new environment for every call, as a local emulator"
+)
 
 
 class PoolError(Exception):
@@ -144,6 +148,7 @@ class EnvironmentPool:
         client_context: str | None = None,
         prefer: str | None = None,
         cold_reason: InitReason | None = None,
+        discard: bool = False,
     ) -> InvokeResult:
         """Run one invocation and return its result (never raises for the function's own failures).
 
@@ -153,6 +158,10 @@ class EnvironmentPool:
         is cold if it turns out so, when the caller knows better than this pool (a
         placement across workers). The result's ``init_reason`` says why the call ran
         an Init: a cold start, or a re-init after a reset.
+
+        ``discard``: the always-cold mode of a local emulator (serverless-offline's
+        ``--reloadHandler``): the call gets a new environment, never frozen, shut down
+        (``discarded``) right after it; no warm environment is taken or left behind.
         """
         if event is None:
             payload = b"{}"
@@ -163,16 +172,24 @@ class EnvironmentPool:
         if len(payload) > MAX_EVENT_BYTES:
             raise ValueError(f"event: {len(payload)} bytes is over the 6 MB request limit")
         request_id = request_id or str(uuid.uuid4())
-        env, reason = self._acquire(spec, prefer)
-        if reason is not None and cold_reason is not None:
+        env, reason = self._acquire(spec, prefer, fresh=discard)
+        if discard:
+            reason = ALWAYS_COLD
+        elif reason is not None and cold_reason is not None:
             reason = cold_reason
         headers = {"client_context": client_context} if client_context else {}
         try:
             # Never raises for what happens in the jail: a lost environment ends the call as a
             # Sandbox.Failure (with its invoke.end, END and REPORT) and is torn down.
-            return env.invoke(bytes(payload), request_id=request_id, cold_reason=reason, headers=headers)
+            return env.invoke(
+                bytes(payload), request_id=request_id, cold_reason=reason, headers=headers, freeze=not discard
+            )
         finally:
-            self._release(env)
+            if discard:
+                env.shutdown("discarded")
+                self._forget(env)
+            else:
+                self._release(env)
 
     def provision(self, spec: FunctionSpec, n: int) -> list[str]:
         """Initialise ``n`` environments ahead of calls (provisioned concurrency); their ids."""
@@ -184,7 +201,12 @@ class EnvironmentPool:
                 raise PoolCapacityError(
                     f"cannot provision {n}: the pool holds at most {self.max_environments} environments"
                 )
+            victims = self._make_memory_room(spec.memory_mb * n)  # or PoolCapacityError
             self._starting += n
+            self._starting_mb += spec.memory_mb * n
+        for old in victims:
+            old.shutdown("capacity")
+            self._forget(old)
         code_dir = self._code_dir(spec)
 
         def one(_) -> Environment:
@@ -209,6 +231,7 @@ class EnvironmentPool:
                     error = exc
         with self._lock:
             self._starting -= n
+            self._starting_mb -= spec.memory_mb * n
             for env in ready:
                 env.transition(State.IDLE)
                 self._all[env.id] = env
@@ -229,6 +252,7 @@ class EnvironmentPool:
                     "state": env.state.value,
                     "invocations": env.invocations,
                     "initialization_type": env.initialization_type,
+                    "provisioned": env.provisioned,
                     "idle_s": round(time.monotonic() - env.last_used, 3),
                 }
                 for env in self._all.values()
@@ -243,6 +267,18 @@ class EnvironmentPool:
             self._take_idle(env)
         env.shutdown(reason)
         self._forget(env)
+        return True
+
+    def unprovision(self, environment_id: str) -> bool:
+        """Provisioned no more (its function's provisioned concurrency went down, or moved to a
+        new revision): shut down now if idle, else an ordinary environment that idles out after
+        its call. Its initialization type stays what it was. False if unknown."""
+        with self._lock:
+            env = self._all.get(environment_id)
+            if env is None:
+                return False
+            env.provisioned = False
+        self.shutdown_environment(environment_id, reason="request")
         return True
 
     def reset_environment(self, environment_id: str) -> bool:
@@ -316,16 +352,17 @@ class EnvironmentPool:
     # -- placement ------------------------------------------------------------
 
     def _acquire(
-        self, spec: FunctionSpec, prefer: str | None = None
+        self, spec: FunctionSpec, prefer: str | None = None, fresh: bool = False
     ) -> tuple[Environment, InitReason | None]:
-        """An environment for the call: warm (reason None), or a new one and why it is cold."""
+        """An environment for the call: warm (reason None), or a new one and why it is cold
+        (always a new one if ``fresh``)."""
         victim = cell = None
         victims: list[Environment] = []
         give_up = time.monotonic() + 15
         with self._lock:
             while True:
                 self._check_open()
-                idle = self._idle.get(spec.key)
+                idle = None if fresh else self._idle.get(spec.key)
                 if idle:
                     env = next((e for e in idle if e.id == prefer), idle[-1])  # else the most recently
                     idle.remove(env)  # used: keeps the fewest environments warm
@@ -547,7 +584,8 @@ class EnvironmentPool:
         with self._lock:
             if self._all.pop(env.id, None) is not None:
                 self._uids.release(env.uid)
-                if env.spec is not None:  # why the next cold call of its version finds none
+                if env.spec is not None and env.shutdown_reason != "discarded":
+                    # why the next cold call of its version finds none (not a discarded one's end)
                     self._gone[env.spec.key] = (env.shutdown_reason or "failure", env.idle_seconds())
                     while len(self._gone) > MAX_REMEMBERED:
                         del self._gone[next(iter(self._gone))]
@@ -610,9 +648,9 @@ class EnvironmentPool:
                 due, next_due = [], now + 60
                 for envs in self._idle.values():
                     for env in envs:
-                        if env.provisioned:
-                            continue
-                        at = env.last_used + env.idle_timeout_s
+                        # provisioned ones are kept, not idled out; but a host is not Lambda's
+                        # fleet: unused for PROVISIONED_IDLE_S, they go too
+                        at = env.last_used + (PROVISIONED_IDLE_S if env.provisioned else env.idle_timeout_s)
                         if at <= now:
                             due.append(env)
                         else:

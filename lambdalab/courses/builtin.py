@@ -77,6 +77,72 @@ def lambda_handler(event, context):
     return {"cache_hit": hit, "size_mb": os.path.getsize(CACHE) // (1024 * 1024)}
 """
 
+BACKGROUND = """import threading
+import time
+
+ticks = 0  # counted by a thread started during Init
+last_end = None  # (ticks, wall-clock time) when the last call ended
+
+
+def _tick():
+    global ticks
+    while True:
+        time.sleep(0.05)
+        ticks += 1
+
+
+threading.Thread(target=_tick, daemon=True).start()
+
+
+def lambda_handler(event, context):
+    global last_end
+    start = (ticks, time.time())
+    time.sleep(0.3)  # the thread runs while a call does
+    ticks_between = seconds_between = None
+    if last_end is not None:
+        ticks_between = start[0] - last_end[0]
+        seconds_between = round(start[1] - last_end[1], 2)
+    last_end = (ticks, time.time())
+    return {
+        "ticks_during_call": last_end[0] - start[0],
+        "ticks_between_calls": ticks_between,
+        "seconds_between_calls": seconds_between,
+    }
+"""
+
+SLOW_INIT = """import time
+
+# Init writes to /tmp, then takes longer than Lambda's 10 s limit for Init.
+with open("/tmp/init-runs", "a") as f:
+    f.write("x")
+time.sleep(10.5)
+INIT_RUNS = len(open("/tmp/init-runs").read())
+
+
+def lambda_handler(event, context):
+    return {"init_runs": INIT_RUNS}
+"""
+
+PROVISIONED = """import os
+import uuid
+
+INSTANCE_ID = uuid.uuid4().hex[:8]
+
+
+def lambda_handler(event, context):
+    return {"instance": INSTANCE_ID, "initialization_type": os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"]}
+"""
+
+BILLING = """import time
+
+time.sleep(0.3)  # Init: imports, clients, a model to load
+
+
+def lambda_handler(event, context):
+    time.sleep(0.05)
+    return {"remaining_ms": context.get_remaining_time_in_millis()}
+"""
+
 
 def _check(kind: str, ok: str, bad: str, **params) -> dict:
     return {"check": kind, **params, "explain_pass": ok, "explain_fail": bad}
@@ -311,6 +377,224 @@ SCENARIOS = [
                 call=1,
                 field="cache_hit",
                 equals=True,
+            ),
+        ],
+    },
+    {
+        "slug": "background-thread",
+        "title": "A background thread is frozen between calls",
+        "instructions": (
+            "Init starts a thread that counts **ticks** every 50 ms. Between calls Lambda **freezes** "
+            "the whole environment: the thread stops with it, and resumes at the next call. The plan "
+            "calls once, waits 2 s, and calls again.\n\n"
+            "Work a thread starts and does not finish within the call is only carried on at the next "
+            "call, if there is one; flush what must be sent before you return."
+        ),
+        "code": BACKGROUND,
+        "question": {
+            "prompt": "The thread ticks 20 times a second. How many ticks happen in the 2 s between the two "
+            "calls, roughly?",
+            "kind": "choice",
+            "choices": ["About 40", "About 0", "It depends on the memory size"],
+            "answer": "About 0",
+            "explain": "Between calls the environment is frozen: no thread of it runs. A local emulator "
+            "that keeps the process running would count about 40.",
+        },
+        "plan": [{"do": "invoke", "count": 1}, {"do": "wait", "seconds": 2}, {"do": "invoke", "count": 1}],
+        "checks": [
+            _check(
+                "response_range",
+                "The thread ran during the call: it ticked while the handler slept.",
+                "The thread did not tick during the call.",
+                step=2,
+                call=0,
+                field="ticks_during_call",
+                at_least=2,
+            ),
+            _check(
+                "response_range",
+                "Two seconds passed between the calls (the wall clock does not freeze)...",
+                "Less time passed between the calls than the plan waited.",
+                step=2,
+                call=0,
+                field="seconds_between_calls",
+                at_least=1.5,
+            ),
+            _check(
+                "response_range",
+                "...yet the thread hardly ticked: it was frozen with the environment.",
+                "The thread kept running between calls: the environment was not frozen.",
+                step=2,
+                call=0,
+                field="ticks_between_calls",
+                at_most=3,
+            ),
+        ],
+    },
+    {
+        "slug": "slow-init",
+        "title": "An Init over 10 s is retried in the first call",
+        "instructions": (
+            "On-demand Init has **10 s**. This module sleeps 10.5 s at import. Lambda stops it "
+            "(`INIT_REPORT ... Status: timeout`) and runs Init **again inside the first invoke**, "
+            "bounded by the function's timeout (15 s here). The call succeeds, but Init ran twice "
+            "(`/tmp` kept the count), and its time is in the call's Duration: the REPORT has no "
+            "`Init Duration`."
+        ),
+        "code": SLOW_INIT,
+        "settings": {"timeout_s": 15},
+        "locked": ["timeout_s"],
+        "plan": [{"do": "invoke", "count": 1}],
+        "checks": [
+            _check(
+                "status",
+                "The call succeeded: the retried Init fit in the 15 s timeout.",
+                "The call did not succeed.",
+                step=0,
+                call=0,
+                status="success",
+            ),
+            _check(
+                "response_field",
+                "Init ran twice: once in the Init phase (stopped at 10 s), once in the invoke.",
+                "Init did not run twice.",
+                step=0,
+                call=0,
+                field="init_runs",
+                equals=2,
+            ),
+            _check(
+                "report",
+                "The REPORT has no Init Duration: the retried Init was part of the invoke.",
+                "The REPORT shows an Init Duration.",
+                step=0,
+                call=0,
+                lacks="Init Duration",
+            ),
+        ],
+    },
+    {
+        "slug": "provisioned-concurrency",
+        "title": "Provisioned concurrency: initialised ahead",
+        "instructions": (
+            "With **provisioned concurrency** 2, Lambda initialises two environments before any call "
+            "(`AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency`) and keeps them: calls within "
+            "it are never cold. The plan provisions 2, then sends **3 at once**: the third spills "
+            "over to an on-demand environment, a cold start."
+        ),
+        "code": PROVISIONED,
+        "plan": [{"do": "provision", "count": 2}, {"do": "invoke", "mode": "burst", "count": 3}],
+        "checks": [
+            _check(
+                "cold_count",
+                "Two calls took the provisioned environments warm; only the third was cold.",
+                "Expected exactly one cold start (the call beyond the provisioned two).",
+                step=1,
+                count=1,
+            ),
+            _check(
+                "distinct_environments",
+                "Three calls at once, three environments: two provisioned, one on demand.",
+                "Some calls shared an environment.",
+                step=1,
+            ),
+        ],
+    },
+    {
+        "slug": "billing-and-init",
+        "title": "What a call costs: billing and INIT",
+        "instructions": (
+            "Each REPORT line is a bill: **Billed Duration** is the Duration rounded up to the "
+            "millisecond, charged per GB-second of **Memory Size** ($0.0000166667 per GB-s on x86, "
+            "plus $0.20 per million requests). Since August 2025 the **Init** of on-demand functions "
+            "is billed too: the cold call's REPORT carries `Init Duration`, the warm one's does not. "
+            "Try the power-tuning chart in the lab to see cost against memory."
+        ),
+        "code": BILLING,
+        "plan": [{"do": "invoke", "mode": "series", "count": 2}],
+        "checks": [
+            _check(
+                "report",
+                "The cold call's REPORT has an Init Duration: its Init is billed.",
+                "The cold call's REPORT has no Init Duration.",
+                step=0,
+                call=0,
+                has="Init Duration",
+            ),
+            _check(
+                "report",
+                "The warm call's REPORT has none: no Init to pay for.",
+                "The warm call's REPORT shows an Init Duration.",
+                step=0,
+                call=1,
+                lacks="Init Duration",
+            ),
+            _check(
+                "report",
+                "Memory Size is in every REPORT: the GB in GB-seconds.",
+                "The REPORT has no Memory Size.",
+                step=0,
+                call=1,
+                has="Memory Size: 128 MB",
+            ),
+        ],
+    },
+    {
+        "slug": "emulator-lied",
+        "title": "The local emulator lied",
+        "instructions": (
+            "Local emulators often start a **new process for every call** (serverless-offline's "
+            "`--reloadHandler`, and SAM CLI's default). The plan runs the same handler 3 times in a "
+            "row in Lambda's model, then 3 times in the lab's **always-cold** mode, as such an "
+            "emulator would: every call a new environment, discarded after it. Compare `calls` and "
+            "the timeline's lanes."
+        ),
+        "code": REUSE,
+        "question": {
+            "prompt": "On your laptop's emulator the third call said calls = 1. What does it say on Lambda?",
+            "kind": "number",
+            "answer": 3,
+            "explain": "Lambda reuses the warm environment, globals and all: 1, 2, 3. The emulator threw "
+            "each environment away, so a bug that depends on state left by an earlier call (a "
+            "cache, a counter, a connection) never shows on the laptop.",
+        },
+        "plan": [
+            {"do": "invoke", "mode": "series", "count": 3},
+            {"do": "invoke", "mode": "series", "count": 3, "always_cold": True},
+        ],
+        "checks": [
+            _check(
+                "response_field",
+                "In Lambda's model the third call counted 3: one warm environment.",
+                "In Lambda's model the third call did not count 3.",
+                step=0,
+                call=2,
+                field="calls",
+                equals=3,
+            ),
+            _check(
+                "response_field",
+                "Always cold, the third call counted 1: its environment was new.",
+                "Always cold, the third call did not start over at 1.",
+                step=1,
+                call=2,
+                field="calls",
+                equals=1,
+            ),
+            _check(
+                "cold_count",
+                "Always cold, all three were cold starts.",
+                "Always cold, not every call was cold.",
+                step=1,
+                count=3,
+            ),
+            _check(
+                "init_reason",
+                "The lab says why: always-cold mode.",
+                "The cold start was not for the always-cold mode.",
+                step=1,
+                call=0,
+                reason="always_cold",
             ),
         ],
     },

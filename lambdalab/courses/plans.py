@@ -8,9 +8,12 @@ environment, status, error type, response).
 
 Plan steps::
 
-    {"do": "invoke", "mode": "once" | "series" | "burst", "count": n, "event": {...}}
+    {"do": "invoke", "mode": "once" | "series" | "burst", "count": n, "event": {...},
+     "always_cold": true}    # optional: as a local emulator, each call in a new environment
     {"do": "wait_idle"}      # until every environment of the function is evicted for idleness
     {"do": "shut_down"}      # every environment of the function, now
+    {"do": "provision", "count": n}  # set provisioned concurrency, until that many are initialised
+    {"do": "wait", "seconds": s}  # let time pass (at most 60 s): frozen environments stay frozen
 
 Checks (``step`` is the index of an invoke step; ``call`` a position in it, from 0)::
 
@@ -21,6 +24,8 @@ Checks (``step`` is the index of an invoke step; ``call`` a position in it, from
     {"check": "status", "step": i, "call": k, "status": "timeout", "error_type": "Sandbox.Timedout"}
     {"check": "init_reason", "step": i, "call": k, "reason": "evicted"}
     {"check": "response_field", "step": i, "call": k, "field": "calls", "equals": v}
+    {"check": "response_range", "step": i, "call": k, "field": "ticks", "at_least": a, "at_most": b}
+    {"check": "report", "step": i, "call": k, "has": "Init Duration"}   # or "lacks": ...
 
 Each check carries ``explain_pass`` and ``explain_fail``: what the student reads.
 """
@@ -32,7 +37,8 @@ import time
 from dataclasses import dataclass, field
 
 MODES = ("once", "series", "burst")
-STEPS = ("invoke", "wait_idle", "shut_down")
+STEPS = ("invoke", "wait_idle", "shut_down", "provision", "wait")
+MAX_WAIT_S = 60
 CHECKS = {
     "cold_count": ("step", "count"),
     "same_instance": ("steps",),
@@ -41,12 +47,16 @@ CHECKS = {
     "status": ("step", "call", "status"),
     "init_reason": ("step", "call", "reason"),
     "response_field": ("step", "call", "field", "equals"),
+    "response_range": ("step", "call", "field"),
+    "report": ("step", "call"),
 }
 SETTINGS = {
     "memory_mb": (128, 10240),
     "timeout_s": (1, 900),
     "tmp_mb": (512, 10240),
     "idle_timeout_s": (1, 14400),
+    "reserved_concurrency": (0, 100),
+    "provisioned_concurrency": (0, 5),
 }
 MAX_STEPS = 20
 MAX_CALLS = 20
@@ -65,7 +75,21 @@ def validate_plan(plan) -> None:
             if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_CALLS:
                 raise ValueError(f"step {i}: count must be 1 to {MAX_CALLS}")
             json.dumps(step.get("event", {}))
-        unknown = set(step) - {"do", "mode", "count", "event"}
+            if not isinstance(step.get("always_cold", False), bool):
+                raise ValueError(f"step {i}: always_cold must be true or false")
+        if step["do"] == "provision":
+            count = step.get("count")
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 5:
+                raise ValueError(f"step {i}: count must be 0 to 5")
+        if step["do"] == "wait":
+            seconds = step.get("seconds")
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, (int, float))
+                or not 0 < seconds <= MAX_WAIT_S
+            ):
+                raise ValueError(f"step {i}: seconds must be more than 0 and at most {MAX_WAIT_S}")
+        unknown = set(step) - {"do", "mode", "count", "event", "always_cold", "seconds"}
         if unknown:
             raise ValueError(f"step {i}: unknown field {sorted(unknown)[0]}")
 
@@ -82,6 +106,14 @@ def validate_checks(checks, *, steps: int) -> None:
         for index in [check["step"]] if "step" in check else check.get("steps", []):
             if not isinstance(index, int) or not 0 <= index < steps:
                 raise ValueError(f"check {i}: step {index} is not a step of the plan")
+        if check["check"] == "response_range":
+            bounds = [check[b] for b in ("at_least", "at_most") if b in check]
+            if not bounds or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds):
+                raise ValueError(f"check {i}: give at_least or at_most, as numbers")
+        if check["check"] == "report":
+            texts = [check[b] for b in ("has", "lacks") if b in check]
+            if len(texts) != 1 or not isinstance(texts[0], str) or not 0 < len(texts[0]) <= 100:
+                raise ValueError(f"check {i}: give has or lacks, a text of 1 to 100 characters")
 
 
 def validate_settings(settings, locked) -> None:
@@ -131,6 +163,7 @@ class Observed:
     init_reason: str | None
     environment: str | None
     response: object  # the decoded JSON response, or its text
+    report: str = ""  # its REPORT line
 
 
 @dataclass
@@ -194,9 +227,19 @@ def _evaluate(check: dict, seen: Observations) -> tuple[bool, str]:
         return call.init_reason == check[
             "reason"
         ], f"Init reason: {call.init_reason or 'none (a plain warm call)'}"
-    if kind == "response_field":
+    if kind in ("response_field", "response_range"):
         value = call.response.get(check["field"]) if isinstance(call.response, dict) else None
-        return value == check["equals"], f"{check['field']} = {json.dumps(value)}"
+        found = f"{check['field']} = {json.dumps(value)}"
+        if kind == "response_field":
+            return value == check["equals"], found
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        low, high = check.get("at_least"), check.get("at_most")
+        return number and (low is None or value >= low) and (high is None or value <= high), found
+    if kind == "report":
+        line = call.report or "(no REPORT line)"
+        if "has" in check:
+            return check["has"] in line, line
+        return check["lacks"] not in line, line
     raise ValueError(f"unknown check {kind}")
 
 
@@ -225,6 +268,7 @@ def run(
                 event=json.dumps(step["event"]) if "event" in step else None,
                 owner_tag=owner_tag,
                 address=address,
+                always_cold=step.get("always_cold") or None,
             )
             for position, row in enumerate(_ended(asked.request_ids, deadline)):
                 seen.calls.append(_observed(index, position, row))
@@ -234,6 +278,24 @@ def run(
                 lambda: not stream.environments(str(function.pk)),
                 deadline,
                 "the environments never shut down",
+            )
+        elif step["do"] == "wait":
+            time.sleep(min(step["seconds"], max(0.0, deadline - time.monotonic())))  # the lesson: time passes
+        elif step["do"] == "provision":
+            wanted = step["count"]
+            services.function_update(function=function, provisioned_concurrency=wanted)
+            function.refresh_from_db()
+            _until(
+                lambda wanted=wanted: (
+                    sum(
+                        1
+                        for env in stream.environments(str(function.pk))
+                        if env.get("init") == "provisioned-concurrency" and env["state"] == "frozen"
+                    )
+                    == wanted
+                ),
+                deadline,
+                f"the {wanted} provisioned environment(s) were never ready",
             )
         elif step["do"] == "wait_idle":
             _until(
@@ -281,4 +343,5 @@ def _observed(step: int, position: int, row) -> Observed:
         init_reason=row.init_reason or None,
         environment=row.environment_id or None,
         response=response,
+        report=row.report,
     )

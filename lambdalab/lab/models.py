@@ -28,6 +28,12 @@ class Function(models.Model):
     # Lambda's reserved concurrency: at most this many calls at once (0: none run); beyond it a
     # call is throttled and never runs. None: unreserved. Not a revision (no restart).
     reserved_concurrency = models.PositiveIntegerField(null=True, blank=True)
+    # Lambda's provisioned concurrency: this many environments of the latest revision initialised
+    # ahead (initialization type provisioned-concurrency), never idled out; calls within it are warm.
+    provisioned_concurrency = models.PositiveIntegerField(default=0)
+    # A local emulator's model instead of Lambda's (serverless-offline --reloadHandler): every call
+    # in a new environment, discarded after it.
+    always_cold = models.BooleanField(default=False)
     # Settings the owner may not change (a course scenario's), refused by the server too.
     locked = models.JSONField(default=list, blank=True)
     latest = models.ForeignKey("FunctionVersion", null=True, on_delete=models.SET_NULL, related_name="+")

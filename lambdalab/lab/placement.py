@@ -18,10 +18,14 @@ failed, with their ``invoke.end``, so nothing waits on it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
+
+from sandbox.pool import ALWAYS_COLD
 
 from . import rds
 
@@ -35,7 +39,8 @@ OWN_QUEUE_EXPIRES_S = 30  # a call routed to a worker that is not there by then 
 # Admission and placement of one request, in one round trip. ARGV: function id, version key,
 # owner tag, address, calls, new environments at most, the minute, rate limit, live limit,
 # placements to make, the token of the function as the caller read it ('' to skip the check),
-# the revision's id, the reserved concurrency ('' for none), then the request ids (kept pending until a worker writes their rows). Returns {'stale'} (the
+# the revision's id, the reserved concurrency ('' for none), '1' if every call must be cold (the
+# always-cold mode), then the request ids (kept pending until a worker writes their rows). Returns {'stale'} (the
 # function changed since the caller read it), {'throttled', 'rate'|'live', n}, or
 # {'placed', p1, p2, ...} with p = 'warm|<worker>|<env>' or 'cold|<reason>|<detail>'.
 REQUEST = """
@@ -58,13 +63,14 @@ for _, tag in ipairs({'o:' .. owner, 'a:' .. address}) do
   redis.call('INCRBY', 'll:rate:' .. tag .. ':' .. minute, calls)
   redis.call('EXPIRE', 'll:rate:' .. tag .. ':' .. minute, 120)
 end
-for i = 14, #ARGV do
+for i = 15, #ARGV do
   redis.call('SET', 'll:pending:' .. ARGV[i], fid, 'EX', 3600)
 end
 local reserved = tonumber(ARGV[13])  -- nil: no reserved concurrency
 local running = 'll:running:' .. fid
 local out = {'placed'}
-local ids = #ARGV - 13
+local ids = #ARGV - 14
+local fresh = ARGV[14] == '1'
 local per = ids / placements  -- one placement per call (a burst), or one for them all (a series)
 for i = 1, placements do
   local first, last = (i - 1) * per + 1, i * per
@@ -73,7 +79,7 @@ for i = 1, placements do
     out[#out + 1] = 'throttled|'
     local now = redis.call('TIME')
     for j = first, last do
-      local rid = ARGV[13 + j]
+      local rid = ARGV[14 + j]
       redis.call('DEL', 'll:pending:' .. rid)
       local seq = redis.call('INCR', 'll:seq:' .. fid)
       redis.call('XADD', 'll:ev:' .. fid, 'MAXLEN', '~', 12000, seq .. '-0', 'e', cjson.encode({
@@ -85,14 +91,14 @@ for i = 1, placements do
         duration_ms = 0, billed_duration_ms = 0, report = ''}))
     end
   else
-    if reserved then redis.call('HSET', running, ARGV[13 + last], 1) end  -- a series holds one slot
-    local placed = CLAIM_ONE(fid, key)
+    if reserved then redis.call('HSET', running, ARGV[14 + last], 1) end  -- a series holds one slot
+    local placed = fresh and 'cold|always_cold|' or CLAIM_ONE(fid, key)
     out[#out + 1] = placed
     if string.sub(placed, 1, 5) == 'warm|' then
       -- in flight on that worker from now: if it dies before it even takes the task, the call ends
       local worker = string.match(placed, '^warm|([^|]+)|')
       for j = first, last do
-        redis.call('HSET', 'll:inflight:' .. worker, ARGV[13 + j], fid .. '|' .. ARGV[12])
+        redis.call('HSET', 'll:inflight:' .. worker, ARGV[14 + j], fid .. '|' .. ARGV[12])
       end
     end
   end
@@ -159,6 +165,7 @@ def request(
     request_ids: list[str],
     version_id: int = 0,
     reserved: int | None = None,
+    always_cold: bool = False,
     new_environments: int,
     placements: int,
     rate_limit: int,
@@ -188,6 +195,7 @@ def request(
                 token,
                 version_id,
                 "" if reserved is None else reserved,
+                "1" if always_cold else "",
                 *request_ids,
             ]
         )
@@ -225,6 +233,8 @@ def _placement(answer: str) -> Placement:
             "close": ("shut_down", "the worker holding the environments stopped"),
         }.get(why, ("shut_down", "the environments were shut down"))
         return Placement(SHARED_QUEUE, None, code, words)
+    if reason == "always_cold":
+        return Placement(SHARED_QUEUE, None, "always_cold", ALWAYS_COLD.text)
     if reason == "new_revision":
         return Placement(SHARED_QUEUE, None, "new_revision", "the code or a setting changed: a new revision")
     return Placement(SHARED_QUEUE, None, "first_call", "the first call")
@@ -290,3 +300,52 @@ def take_dead_worker(worker: str) -> tuple[list[tuple[str, str, str]], dict[str,
         pipe.srem(rds.key("workers"), worker)
         pipe.execute()
     return envs, inflight
+
+
+# -- provisioned concurrency ---------------------------------------------------------------
+
+
+def provisioned_holder(function_id: str) -> str | None:
+    """The live worker holding the function's provisioned environments, if any."""
+    r = rds.client()
+    worker = r.get(rds.key("pc", function_id))
+    if worker is None:
+        return None
+    worker = worker.decode()
+    return worker if r.exists(rds.key("w", worker)) else None
+
+
+def set_provisioned_holder(function_id: str, worker: str | None) -> None:
+    r = rds.client()
+    old = r.get(rds.key("pc", function_id))
+    with r.pipeline() as pipe:
+        if old is not None:
+            pipe.srem(rds.key("pcw", old.decode()), function_id)
+        if worker is None:
+            pipe.delete(rds.key("pc", function_id))
+        else:
+            pipe.set(rds.key("pc", function_id), worker, ex=7 * 86400)
+            pipe.sadd(rds.key("pcw", worker), function_id)
+        pipe.execute()
+
+
+def provisioned_by(worker: str) -> list[str]:
+    """The functions whose provisioned environments a (dead) worker held: to provision again."""
+    r = rds.client()
+    functions = [f.decode() for f in r.smembers(rds.key("pcw", worker))]
+    r.delete(rds.key("pcw", worker))
+    return functions
+
+
+@contextlib.contextmanager
+def provisioning(function_id: str, hold_s: int):
+    """One reconciliation of a function's provisioned environments at a time: yields whether this
+    caller holds the lock (it expires after ``hold_s`` should its holder die)."""
+    r = rds.client()
+    token = uuid.uuid4().hex
+    mine = bool(r.set(rds.key("pclock", function_id), token, nx=True, ex=hold_s))
+    try:
+        yield mine
+    finally:
+        if mine and r.get(rds.key("pclock", function_id)) == token.encode():
+            r.delete(rds.key("pclock", function_id))

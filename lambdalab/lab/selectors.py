@@ -44,6 +44,8 @@ def function_dict(function: Function) -> dict:
         "idle_timeout_s": function.idle_timeout_s,
         "locked": list(function.locked),
         "reserved_concurrency": function.reserved_concurrency,
+        "provisioned_concurrency": function.provisioned_concurrency,
+        "always_cold": function.always_cold,
         "created": function.created.isoformat(),
         "updated": function.updated.isoformat(),
         **version_dict(function.latest),

@@ -140,6 +140,21 @@ def _clean(values: dict) -> dict:
                 field="reserved_concurrency",
             )
         out["reserved_concurrency"] = value
+    if "provisioned_concurrency" in values:
+        value = values["provisioned_concurrency"]
+        most = settings.LAB_MAX_PROVISIONED
+        if value is None:
+            value = 0
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+            raise LabError(
+                f"Provisioned concurrency must be a whole number from 0 to {most}",
+                field="provisioned_concurrency",
+            )
+        out["provisioned_concurrency"] = value
+    if "always_cold" in values:
+        if not isinstance(values["always_cold"], bool):
+            raise LabError("Always cold is on or off (true or false)", field="always_cold")
+        out["always_cold"] = values["always_cold"]
     if "name" in values:
         name = values["name"]
         if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64:
@@ -195,15 +210,19 @@ def function_create(
     *, owner=None, session_key: str = "", name: str = "my-function", locked: tuple = (), **values
 ) -> Function:
     cleaned = _clean({"name": name, **values})
-    function = Function.objects.create(
+    function = Function(
         owner=owner if owner is not None and owner.is_authenticated else None,
         session_key="" if owner is not None and owner.is_authenticated else session_key,
         name=cleaned.pop("name"),
         event=cleaned.pop("event", '{\n  "key1": "value1",\n  "key2": "value2"\n}'),
         idle_timeout_s=cleaned.pop("idle_timeout_s", settings.LAB_DEFAULT_IDLE_S),
         reserved_concurrency=cleaned.pop("reserved_concurrency", None),
+        provisioned_concurrency=cleaned.pop("provisioned_concurrency", 0),
+        always_cold=cleaned.pop("always_cold", False),
         locked=list(locked),
     )
+    _check_concurrency(function)
+    function.save(force_insert=True)
     version_values = {
         "code": STARTER_CODE,
         "handler": "lambda_function.lambda_handler",
@@ -218,6 +237,8 @@ def function_create(
     )
     function.save(update_fields=["latest"])
     transaction.on_commit(lambda: note_latest(function))
+    if function.provisioned_concurrency:
+        transaction.on_commit(lambda: provisioned_apply(function_id=str(function.pk)))
     return function
 
 
@@ -251,9 +272,11 @@ def function_update(*, function: Function, **values) -> Update:
         ):
             label = NAMES.get(name, name.replace("_", " ").capitalize())
             raise LabError(f"{label} is set by the course scenario and cannot be changed", field=name)
-    for name in ("name", "event", "idle_timeout_s", "reserved_concurrency"):  # not revisions
+    provisioned_before = function.provisioned_concurrency
+    for name in NOT_REVISIONS:
         if name in cleaned:
             setattr(function, name, cleaned.pop(name))
+    _check_concurrency(function)
     current = {name: getattr(latest, name) for name in REVISION_FIELDS}
     wanted = current | cleaned
     changed = [name for name in REVISION_FIELDS if wanted[name] != current[name]]
@@ -265,7 +288,37 @@ def function_update(*, function: Function, **values) -> Update:
     function.save()
     # any change (the event, the idle eviction too) makes a socket read the function again
     transaction.on_commit(lambda: note_latest(function))
+    if function.provisioned_concurrency != provisioned_before or (changed and provisioned_before):
+        # provisioned environments follow the latest revision, as many as asked for
+        transaction.on_commit(lambda: provisioned_apply(function_id=str(function.pk)))
     return Update(function, bool(changed), changed)
+
+
+# What a function is set to that is not a revision: changing them restarts no environment.
+NOT_REVISIONS = (
+    "name",
+    "event",
+    "idle_timeout_s",
+    "reserved_concurrency",
+    "provisioned_concurrency",
+    "always_cold",
+)
+
+
+def _check_concurrency(function: Function) -> None:
+    """Lambda's rule: provisioned concurrency fits within the reserved concurrency, if any; and
+    an always-cold function keeps no environment ahead."""
+    reserved, provisioned = function.reserved_concurrency, function.provisioned_concurrency
+    if reserved is not None and provisioned > reserved:
+        raise LabError(
+            f"Provisioned concurrency ({provisioned}) cannot be more than the reserved concurrency ({reserved})",
+            field="provisioned_concurrency",
+        )
+    if provisioned and function.always_cold:
+        raise LabError(
+            "Always-cold mode keeps no environment: set provisioned concurrency to 0 first",
+            field="always_cold",
+        )
 
 
 def function_delete(*, function: Function) -> None:
@@ -317,10 +370,12 @@ def invocation_request(
     owner_tag: str,
     address: str,
     checked: bool = True,
+    always_cold: bool | None = None,
 ) -> Requested:
     """Ask for ``count`` invocations (``once``, ``series``: in a row, ``burst``: at once).
 
-    ``checked=False``: ``function`` may be out of date (a WebSocket's copy); if it changed
+    ``always_cold``: every call in a new environment, discarded after it (None: as the function
+    is set). ``checked=False``: ``function`` may be out of date (a WebSocket's copy); if it changed
     since, ``placement.Stale`` is raised and nothing is asked for.
 
     The hot path touches no table: admission (calls per minute, live environments, per owner and
@@ -336,6 +391,8 @@ def invocation_request(
     if count > settings.LAB_MAX_BURST:
         raise LabError(f"At most {settings.LAB_MAX_BURST} invocations at once or in a row", field="count")
     text = event_text(event) if event is not None else function.event
+    if always_cold is None:
+        always_cold = function.always_cold
     batch = str(uuid.uuid4())
     ids = [str(uuid.uuid4()) for _ in range(count)]
     groups = [ids] if mode == "series" else [[rid] for rid in ids]
@@ -348,6 +405,7 @@ def invocation_request(
             request_ids=ids,
             version_id=function.latest_id,
             reserved=function.reserved_concurrency,
+            always_cold=always_cold,
             new_environments=count if mode == "burst" else 1,
             placements=len(groups),
             rate_limit=settings.LAB_INVOCATIONS_PER_MINUTE,
@@ -385,6 +443,7 @@ def invocation_request(
             "prefer": where.environment,
             "reason": where.reason,
             "reason_text": where.reason_text,
+            "always_cold": always_cold,
         }
         options = {"queue": where.queue}
         if where.environment is not None:
@@ -446,7 +505,12 @@ def invocations_run(*, call: dict, event: str) -> None:
             placement.start_call(rt.worker, request_id, str(function.pk), version.pk)
         try:
             result = rt.pool.invoke(
-                spec, event.encode(), request_id=request_id, prefer=prefer, cold_reason=cold_reason
+                spec,
+                event.encode(),
+                request_id=request_id,
+                prefer=prefer,
+                cold_reason=cold_reason,
+                discard=call.get("always_cold", False),
             )
             _record(row, result)
         except PoolError as exc:
@@ -566,6 +630,9 @@ def reap_dead_workers(publisher) -> None:
                 )
             )
             _publish_end(publisher, function_id, request_id, "failure", "Sandbox.Failure", why)
+        for function_id in placement.provisioned_by(worker):  # provisioned again, elsewhere
+            placement.set_provisioned_holder(function_id, None)
+            provisioned_apply(function_id=function_id)
         log.warning("worker %s stopped: cleared %d environments, %d calls", worker, len(envs), len(inflight))
 
 
@@ -605,6 +672,70 @@ def environments_shutdown_here(*, function_id: str) -> int:
         if env["function"] in keys and rt.pool.shutdown_environment(env["id"], reason="request"):
             done += 1
     return done
+
+
+# -- provisioned concurrency ------------------------------------------------------------------
+
+PROVISION_LOCK_S = 180  # one reconciliation of a function at a time (Init may take 130 s)
+
+
+def provisioned_apply(*, function_id: str, countdown: float = 0) -> None:
+    """Have a worker bring the function's provisioned environments in line with its setting: the
+    worker that holds them (they live together, so one worker can count them), else any."""
+    from .tasks import provision
+
+    holder = placement.provisioned_holder(function_id)
+    queue = placement.worker_queue(holder) if holder else placement.SHARED_QUEUE
+    provision.apply_async((function_id,), queue=queue, expires=120 + countdown, countdown=countdown)
+
+
+def provisioned_apply_here(*, function_id: str) -> int:
+    """On a worker: as many provisioned environments of the latest revision as the function asks
+    for, here; those of older revisions (or beyond the number) provisioned no more. Returns how
+    many are ready. The outcome goes to the function's stream as a ``provisioned`` event."""
+    from .worker import runtime
+
+    rt = runtime()
+    holder = placement.provisioned_holder(function_id)
+    if holder not in (None, rt.worker):  # moved meanwhile: the holder does it
+        provisioned_apply(function_id=function_id)
+        return 0
+    with placement.provisioning(function_id, PROVISION_LOCK_S) as mine:
+        if not mine:
+            provisioned_apply(function_id=function_id, countdown=2)  # another is at it: after it, again
+            return 0
+        function = Function.objects.select_related("latest").filter(pk=function_id).first()
+        wanted = function.provisioned_concurrency if function is not None else 0
+        spec = rt.revision(function.latest_id, function.idle_timeout_s)[1] if wanted else None
+        keys = {key for key, ids in rt.known_versions().items() if ids[0] == function_id}
+        held = [e for e in rt.pool.environments() if e["function"] in keys and e["provisioned"]]
+        current = [e for e in held if spec is not None and e["function"] == spec.key]
+        for env in [e for e in held if e not in current] + current[wanted:]:
+            rt.pool.unprovision(env["id"])
+        ready, error = min(len(current), wanted), None
+        if wanted > ready:
+            try:
+                ready += len(rt.pool.provision(spec, wanted - ready))
+            except PoolError as exc:
+                error = str(exc)[:300]
+        placement.set_provisioned_holder(function_id, rt.worker if ready else None)
+    rt.publisher.submit(
+        {
+            "type": "provisioned",
+            "time": int(time.time() * 1000),
+            "function": spec.key if spec else "",
+            "function_name": "",
+            "environment": "",
+            "request_id": None,
+            "function_id": function_id,
+            "revision": str(function.latest.number) if function is not None else "",
+            "wanted": wanted,
+            "ready": ready,
+            "error": error,
+        }
+    )
+    rt.publisher.flush()
+    return ready
 
 
 CONTROLS = ("evict", "reset", "age")

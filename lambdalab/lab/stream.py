@@ -50,11 +50,14 @@ for i = 4, #ARGV do
     local state = (t == 'init.start' and event['phase'] == 'init') and 'initializing'
       or (t == 'freeze' and 'frozen') or 'busy'
     local current = redis.call('HGET', 'll:envs:' .. fid, env)
-    local since = event['time']
-    if current then since = cjson.decode(current)['since'] end
+    local since, init = event['time'], event['initialization_type']
+    if current then
+      current = cjson.decode(current)
+      since, init = current['since'], init or current['init']
+    end
     redis.call('HSET', 'll:envs:' .. fid, env, cjson.encode({
       state = state, since = since, changed = event['time'], worker = worker, revision = event['revision'],
-      key = key}))
+      key = key, init = init}))
     redis.call('HSET', 'll:live:' .. key, env, worker)
     redis.call('SADD', 'll:wenvs:' .. worker, fid .. '|' .. key .. '|' .. env)
     if t == 'freeze' then
@@ -68,8 +71,10 @@ for i = 4, #ARGV do
     redis.call('HDEL', 'll:live:' .. key, env)
     redis.call('LREM', 'll:idle:' .. key, 0, entry)
     redis.call('SREM', 'll:wenvs:' .. worker, fid .. '|' .. key .. '|' .. env)
-    redis.call('SET', 'll:gone:' .. key, cjson.encode({reason = event['reason'], idle_s = event['idle_s']}),
-      'EX', 86400)
+    if event['reason'] ~= 'discarded' then  -- an always-cold call's end says nothing of the next call
+      redis.call('SET', 'll:gone:' .. key, cjson.encode({reason = event['reason'], idle_s = event['idle_s']}),
+        'EX', 86400)
+    end
   end
 end
 for fid in pairs(touched) do

@@ -24,6 +24,11 @@ def shutdown_environments(function_id: str):
     services.environments_shutdown_here(function_id=function_id)
 
 
+@shared_task(name="lab.provision", ignore_result=True)
+def provision(function_id: str):
+    services.provisioned_apply_here(function_id=function_id)
+
+
 @celeryd_after_setup.connect
 def _listen_on_own_queue(sender, instance, **kwargs):
     """Each worker also consumes a queue of its own: warm calls placed on its environments."""

@@ -110,7 +110,11 @@ def lab_page(request: HttpRequest, function_id=None) -> HttpResponse:
                 "invocations": selectors.invocations_of(function=function, limit=200),
                 "environments": stream.environments(str(function.pk)),
                 "seq": stream.last_seq(str(function.pk)),
-                "limits": {"max_burst": settings.LAB_MAX_BURST, **{k: v for k, v in services.LIMITS.items()}},
+                "limits": {
+                    "max_burst": settings.LAB_MAX_BURST,
+                    "provisioned_concurrency": [0, settings.LAB_MAX_PROVISIONED],
+                    **{k: v for k, v in services.LIMITS.items()},
+                },
                 "isolation": _isolation(),
             },
         },
@@ -160,6 +164,8 @@ CREATABLE = (
     "event",
     "idle_timeout_s",
     "reserved_concurrency",
+    "provisioned_concurrency",
+    "always_cold",
 )
 
 

@@ -208,7 +208,7 @@ function pendingChanges(values) {
   const patch = {};
   if (codeText() !== saved.code) patch.code = codeText();
   if (eventText() !== saved.event) patch.event = eventText();
-  for (const name of ["memory_mb", "timeout_s", "tmp_mb", "idle_timeout_s", "reserved_concurrency", "handler"]) {
+  for (const name of ["memory_mb", "timeout_s", "tmp_mb", "idle_timeout_s", "reserved_concurrency", "provisioned_concurrency", "always_cold", "handler"]) {
     if (values[name] !== (saved[name] ?? null)) patch[name] = values[name];
   }
   if (formatEnvironment(values.environment) !== formatEnvironment(saved.environment)) {
@@ -224,6 +224,8 @@ function refreshDirty() {
     tmp_mb: $("set-tmp_mb").value,
     idle_timeout_s: $("set-idle_timeout_s").value,
     reserved_concurrency: $("set-reserved_concurrency").value,
+    provisioned_concurrency: $("set-provisioned_concurrency").value,
+    always_cold: $("set-always_cold").checked,
     handler: $("set-handler").value,
   };
   const dirty =

@@ -94,6 +94,7 @@ export class LabModel {
       lane.born = Math.min(lane.born, env.since || lane.born);
       lane.state = env.state;
       lane.revision = env.revision ?? lane.revision;
+      lane.initType = env.init ?? lane.initType;
       lane.changed = env.changed || lane.changed;
       const last = lane.spans[lane.spans.length - 1];
       if (env.state === "frozen") {
@@ -122,6 +123,7 @@ export class LabModel {
         closeInit(lane, t);
         if (ev.phase !== "invoke") lane.state = "initializing";
         lane.initFailed = false;
+        if (ev.phase !== "invoke" && ev.initialization_type) lane.initType = ev.initialization_type;
         lane.open.init = { kind: "runtime", start: t, end: null, phase: ev.phase, type: ev.initialization_type };
         lane.spans.push(lane.open.init);
         if (ev.phase !== "invoke") lane.pendingLogs = [];
@@ -152,6 +154,7 @@ export class LabModel {
       case "invoke.start": {
         closeOpen(lane, "frozen", t);
         lane.state = "busy";
+        if (ev.init_reason === "always_cold") lane.alwaysCold = true;
         const inv = this._invocation(ev.request_id, t);
         Object.assign(inv, {
           status: "running",

@@ -11,6 +11,8 @@ const FIELD_IDS = {
   tmp_mb: "set-tmp_mb",
   idle_timeout_s: "set-idle_timeout_s",
   reserved_concurrency: "set-reserved_concurrency",
+  provisioned_concurrency: "set-provisioned_concurrency",
+  always_cold: "set-always_cold",
   handler: "set-handler",
   environment: "set-environment",
 };
@@ -93,10 +95,13 @@ export class SettingsForm {
       tmp_mb: wholeNumber("Ephemeral storage", tmpLow, tmpHigh, "MB"),
       idle_timeout_s: seconds,
       reserved_concurrency: reservedConcurrency,
+      provisioned_concurrency: wholeNumber("Provisioned concurrency", ...limits.provisioned_concurrency, "environments"),
+      always_cold: (_, el) => el.checked,
       handler,
       environment: parseEnvironment,
     };
-    for (const [name, [low, high]] of Object.entries({ memory_mb: [memLow, memHigh], timeout_s: [toLow, toHigh], tmp_mb: [tmpLow, tmpHigh] })) {
+    const ranges = { memory_mb: limits.memory_mb, timeout_s: limits.timeout_s, tmp_mb: limits.tmp_mb, provisioned_concurrency: limits.provisioned_concurrency };
+    for (const [name, [low, high]] of Object.entries(ranges)) {
       Object.assign(this.input(name), { min: low, max: high });
     }
     for (const name of Object.keys(this.readers)) {
@@ -119,6 +124,8 @@ export class SettingsForm {
     this.input("tmp_mb").value = fn.tmp_mb;
     this.input("idle_timeout_s").value = fn.idle_timeout_s;
     this.input("reserved_concurrency").value = fn.reserved_concurrency ?? "";
+    this.input("provisioned_concurrency").value = fn.provisioned_concurrency ?? 0;
+    this.input("always_cold").checked = Boolean(fn.always_cold);
     this.input("handler").value = fn.handler;
     this.input("environment").value = formatEnvironment(fn.environment);
   }
@@ -126,7 +133,8 @@ export class SettingsForm {
   /** One field's value, or null with its error shown. */
   check(name) {
     try {
-      const value = this.readers[name](this.input(name).value);
+      const el = this.input(name);
+      const value = this.readers[name](el.value, el);
       this.clearError(name);
       return { value };
     } catch (err) {

@@ -33,6 +33,7 @@ const SHUTDOWN_WORDS = {
   request: "you asked",
   close: "worker closed",
   failure: "failure",
+  discarded: "discarded after its call (always cold)",
 };
 
 export function esc(text) {
@@ -62,6 +63,13 @@ export function shutdownWords(gone) {
   const why = SHUTDOWN_WORDS[gone.reason] || gone.reason;
   if (gone.reason === "idle" && gone.idle_s != null) return `evicted after ${Math.round(gone.idle_s)} s idle`;
   return `shut down: ${why}`;
+}
+
+/** What kind of environment a lane is, when not Lambda's ordinary on-demand one. */
+function laneKind(lane) {
+  if (lane.initType === "provisioned-concurrency") return ` · <tspan class="lane-kind provisioned">provisioned</tspan>`;
+  if (lane.alwaysCold) return ` · <tspan class="lane-kind always-cold">always cold</tspan>`;
+  return "";
 }
 
 export class Timeline {
@@ -233,7 +241,7 @@ export class Timeline {
       `<g class="lane ${lane.gone ? "gone" : ""} st-${esc(lane.state).replace(/\s/g, "-")}" transform="translate(0 ${y})">`,
       `<rect class="lane-bg" x="0" y="0" width="${width}" height="${LANE_H}"/>`,
       `<text class="lane-id" x="8" y="16"><title>environment ${esc(lane.id)}</title>env ${esc(lane.short)}<tspan class="lane-inst">${instance}</tspan></text>`,
-      `<text class="lane-sub" x="8" y="33">${esc(state)}${esc(age)}${lane.revision != null ? ` · rev ${esc(lane.revision)}` : ""}</text>`,
+      `<text class="lane-sub" x="8" y="33">${esc(state)}${esc(age)}${lane.revision != null ? ` · rev ${esc(lane.revision)}` : ""}${laneKind(lane)}</text>`,
     ];
     const visible = (span) => (span.end ?? now) >= from && span.start <= to;
     // Frozen gaps first, underneath; then Init and Invoke bars, left to right.
