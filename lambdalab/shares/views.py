@@ -83,6 +83,7 @@ def share_page(request: HttpRequest, share_id: str) -> HttpResponse:
             "description": selectors.description(share),
             "summary": selectors.run_summary(share) if content.get("run") else None,
             "environment": sorted(content["environment"].items()),
+            "code_file": content["handler"].rsplit(".", 1)[0].replace(".", "/") + ".py",
             "boot": {**selectors.share_dict(share, url=url), "limits": {"max_burst": settings.LAB_MAX_BURST}},
         },
     )

@@ -35,6 +35,8 @@ export class ShareDialog {
   open() {
     $("share-title").value = this.functionName();
     $("share-result").hidden = true;
+    $("share-url").value = "";
+    $("share-said").textContent = "";
     this.error("");
     this.refresh();
     this.dialog.showModal();
