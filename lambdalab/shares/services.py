@@ -17,7 +17,7 @@ import uuid
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from lambdalab.lab import rds
+from lambdalab.lab import placement, rds
 from lambdalab.lab.models import Function, Invocation
 from lambdalab.lab.services import LabError, Throttled, function_create
 
@@ -132,7 +132,11 @@ def _chosen(function: Function, invocation_ids) -> list[Invocation]:
     except ValueError:
         raise LabError("Invocations must be a list of request ids", field="invocations") from None
     found = list(rows.filter(pk__in=ids).order_by("created"))
-    if len(found) != len(ids):
+    written = {row.request_id for row in found}
+    # A call the page saw end may not have its row yet (its worker writes it just after): it is
+    # left out, as one still running would be. Any other id is not a call of this function.
+    unknown = [i for i in ids if i not in written and placement.pending(str(i)) != str(function.pk)]
+    if unknown:
         raise LabError("Some of those invocations are not ended calls of this function", field="invocations")
     return found
 

@@ -3,7 +3,6 @@ Thin: parse, check, call a service (docs/api.md)."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -84,7 +83,7 @@ def share_page(request: HttpRequest, share_id: str) -> HttpResponse:
             "summary": selectors.run_summary(share) if content.get("run") else None,
             "environment": sorted(content["environment"].items()),
             "code_file": content["handler"].rsplit(".", 1)[0].replace(".", "/") + ".py",
-            "boot": {**selectors.share_dict(share, url=url), "limits": {"max_burst": settings.LAB_MAX_BURST}},
+            "boot": selectors.share_dict(share, url=url),
         },
     )
 

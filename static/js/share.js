@@ -44,11 +44,13 @@ export class ShareDialog {
   }
 
   refresh() {
-    const calls = Math.min(this.requestIds().length, MAX_CALLS);
+    const shown = this.requestIds().length;
+    const calls = Math.min(shown, MAX_CALLS);
     const run = $("share-run");
     run.disabled = calls === 0;
+    const which = calls === 1 ? "the call" : `the ${calls}${shown > calls ? " newest" : ""} calls`;
     $("share-run-count").textContent = calls
-      ? `(the ${calls === 1 ? "call" : `${calls} newest calls`} on this page, replayable)`
+      ? `(${which} on this page, to replay)`
       : "(no calls yet: invoke first to share a run)";
     $("share-env-warning").hidden = !(run.checked && calls && !$("share-env-values").checked);
   }

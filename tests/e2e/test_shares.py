@@ -44,6 +44,7 @@ def test_a_shared_run_replays_for_someone_else_who_then_runs_it_themselves(page,
     # the same content again: the same link
     page.get_by_role("button", name="Close").click()
     assert share_from_the_lab(page, "Cold, then warm") == url
+    shot(page, "9-share-dialog")
     assert page.get_by_text("This content was shared before: the same link.").is_visible()
 
     viewer = open_as_someone_else(browser, lab_server, url)
@@ -70,7 +71,7 @@ def test_a_shared_run_replays_for_someone_else_who_then_runs_it_themselves(page,
     viewer.wait_for_function("window.lambdalab.replays >= 1", timeout=30_000)
     signals = viewer.evaluate("window.lambdalab")
     assert signals["applied"] == signals["total"] and (signals["lanes"], signals["ended"]) == (1, 2)
-    shot(viewer, "9-shared-link")
+    shot(viewer, "10-shared-link")
 
     viewer.get_by_role("button", name="Run it yourself").click()
     viewer.wait_for_url(re.compile(r"/f/[0-9a-f-]{36}/$"), timeout=15_000)

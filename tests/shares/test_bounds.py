@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from lambdalab.lab import rds
 from lambdalab.shares.models import Share
 from tests.lab.conftest import LabClient
 
@@ -69,3 +70,15 @@ def test_bad_requests_name_the_field(author):
         f"/api/functions/{function['id']}/share", data="[", content_type="application/json"
     )
     assert answer.status_code == 400
+
+
+def test_a_call_whose_row_is_still_being_written_is_left_out_not_refused(author):
+    """The page may see a call end a moment before its worker writes its row."""
+    function = author.new_function()
+    request_id = str(uuid.uuid4())
+    rds.client().set(rds.key("pending", request_id), function["id"], ex=60)
+    made = make_share(author, function["id"], status=201, include_run=True, invocations=[request_id])
+    assert author.call("GET", f"/api/shares/{made['id']}", status=200)["run"] == {"calls": 0, "events": []}
+    other = author.new_function()  # pending, but another function's call: refused
+    answer = make_share(author, other["id"], status=400, include_run=True, invocations=[request_id])
+    assert answer["error"]["field"] == "invocations"
