@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "channels",
     "lambdalab.lab",
     "lambdalab.courses",
+    "lambdalab.shares",
 ]
 
 MIDDLEWARE = [
@@ -129,6 +130,15 @@ LAB_INVOCATIONS_PER_MINUTE = envint("LAB_INVOCATIONS_PER_MINUTE", "300")  # per 
 LAB_MAX_LIVE_ENVIRONMENTS = envint("LAB_MAX_LIVE_ENVIRONMENTS", "30")  # per owner and per address
 LAB_DEFAULT_IDLE_S = float(os.getenv("LAB_DEFAULT_IDLE_S", "600"))
 LAB_ANONYMOUS_RETENTION_DAYS = envint("LAB_ANONYMOUS_RETENTION_DAYS", "7")
+
+# Shared links (lambdalab/shares): ids are a salted hash of what is shared (the salt from
+# LAB_SHARE_SALT, else derived from SECRET_KEY), and what one share may hold is bounded.
+LAB_SHARE_SALT = os.getenv("LAB_SHARE_SALT", "")
+LAB_SHARE_MAX_BYTES = envint("LAB_SHARE_MAX_BYTES", str(256 * 1024))  # the whole snapshot, as JSON
+LAB_SHARE_MAX_INVOCATIONS = envint("LAB_SHARE_MAX_INVOCATIONS", "20")  # calls in a recorded run
+LAB_SHARE_MAX_EVENTS = envint("LAB_SHARE_MAX_EVENTS", "600")  # lifecycle events in a recorded run
+LAB_SHARE_LOG_LINES = envint("LAB_SHARE_LOG_LINES", "20")  # output lines kept per recorded call
+LAB_SHARES_PER_HOUR = envint("LAB_SHARES_PER_HOUR", "30")  # new links per owner and per address
 
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"

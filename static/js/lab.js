@@ -16,6 +16,7 @@ import {
 } from "/static/vendor/codemirror.js";
 import { ENDED, LabModel, shortId } from "./model.js";
 import { SettingsForm, formatEnvironment } from "./settings.js";
+import { ShareDialog } from "./share.js";
 import { InvocationTable, LogPanel, temperature } from "./table.js";
 import { TEMPLATES, templateText } from "./templates.js";
 import { Timeline, esc, fmtAge, fmtMs } from "./timeline.js";
@@ -401,6 +402,14 @@ $("shutdown").addEventListener("click", async () => {
   } catch (err) {
     showApiError(err);
   }
+});
+
+// Share: a link to a snapshot of the saved function and, optionally, the calls the page shows.
+new ShareDialog({
+  functionName: () => saved.name,
+  save: saveChanges,
+  requestIds: () => model.order.filter((id) => ENDED.has(model.get(id).status)),
+  create: (body) => api("POST", `/api/functions/${functionId}/share`, body),
 });
 
 // -- the syntax error marker ------------------------------------------------------------------
