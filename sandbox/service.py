@@ -282,7 +282,10 @@ class LabService:
             log.warning("environment %s gets no lab service: %s", env_id, exc)
             if sock is not None:
                 sock.close()
-            shutil.rmtree(folder / SOCKET_NAME, ignore_errors=True)
+            try:
+                (folder / SOCKET_NAME).unlink(missing_ok=True)
+            except OSError:
+                pass
             return False
 
     def detach(self, env_id: str) -> None:
@@ -439,23 +442,20 @@ class LabService:
         connection.last_active = time.monotonic()
         connection.inbuf += data
         store = connection.listener.store
-        replies = []
-        while True:
-            end = connection.inbuf.find(b"\n")
+        start = 0
+        while len(connection.outbuf) <= MAX_OUTPUT_BYTES:
+            end = connection.inbuf.find(b"\n", start, start + MAX_LINE_BYTES + 1)
             if end < 0:
                 break
-            if end > MAX_LINE_BYTES:
-                break
-            line = bytes(connection.inbuf[:end]).removesuffix(b"\r")
-            del connection.inbuf[: end + 1]
-            replies.append(store.execute(line))
-        if replies:
-            connection.outbuf += b"\n".join(replies) + b"\n"
+            line = bytes(connection.inbuf[start:end]).removesuffix(b"\r")
+            start = end + 1
+            connection.outbuf += store.execute(line) + b"\n"
+        del connection.inbuf[:start]
+        if len(connection.outbuf) > MAX_OUTPUT_BYTES:  # pipelining faster than it reads replies
+            self._refuse(connection, out, b"ERR replies not read", "slow_reader")
+            return
         if len(connection.inbuf) > MAX_LINE_BYTES:
             self._refuse(connection, out, b"ERR line over %d bytes" % MAX_LINE_BYTES, "line_too_long")
-            return
-        if len(connection.outbuf) > MAX_OUTPUT_BYTES:
-            self._refuse(connection, out, b"ERR replies not read", "slow_reader")
             return
         self._flush(connection, out)
 
