@@ -586,7 +586,6 @@ class EnvironmentPool:
             self._service.detach(env.id)
 
     def _forget(self, env: Environment) -> None:
-        self._detach_service(env)
         with self._lock:
             if self._all.pop(env.id, None) is not None:
                 self._uids.release(env.uid)
@@ -597,6 +596,7 @@ class EnvironmentPool:
             self._take_idle(env)
             self._changed.notify_all()
             self._grow_due.notify()
+        self._detach_service(env)
 
     def _take_idle(self, env: Environment) -> None:
         idle = self._idle.get(env.spec.key)
