@@ -388,6 +388,8 @@ class LabService:
 
     def _accept(self, listener: _Listener, out: list[dict]) -> None:
         store = listener.store
+        if listener.sock.fileno() < 0:  # detached earlier in this turn of the loop
+            return
         for _ in range(ACCEPTS_PER_WAKE):
             try:
                 sock, _ = listener.sock.accept()
@@ -424,6 +426,8 @@ class LabService:
                 out.append(self._event("service.connect", listener))
 
     def _serve(self, connection: _Connection, mask: int, out: list[dict]) -> None:
+        if connection not in connection.listener.connections:  # closed earlier in this turn
+            return
         if mask & selectors.EVENT_WRITE:
             self._flush(connection, out)
             if connection.sock.fileno() < 0:
