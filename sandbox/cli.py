@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from . import service
 from .pool import EnvironmentPool, PoolError
 from .runtime import contract
 from .spec import FunctionSpec
@@ -37,7 +39,8 @@ def lambda_handler(event, context):
         except PermissionError:
             closed.append(True)
     facts["the agent (pid 1) is closed to user code: its mem, environ and descriptors"] = all(closed)
-    facts["only Lambda variables set"] = set(os.environ) <= set(event["allowed"])
+    allowed = set(os.environ) <= set(event["allowed"])
+    facts["only Lambda variables set (and the lab service's LAB_SERVICE_SOCKET)"] = allowed
     with open("/proc/self/uid_map") as f:
         inside, outside, count = (int(x) for x in f.read().split())
     facts["runs unprivileged (uid 993 in the jail maps to a host uid other than root)"] = (
@@ -86,6 +89,33 @@ def lambda_handler(event, context):
                 continue  # the runtime's own connection to the Runtime API
         inherited.append(fd)
     facts["no host descriptors inherited"] = not inherited
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(2)
+    try:
+        s.connect(event["host_abstract"])
+        facts["the host's abstract Unix sockets unreachable"] = False
+    except OSError:
+        facts["the host's abstract Unix sockets unreachable"] = True
+    finally:
+        s.close()
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(2)
+    try:
+        s.connect(os.environ["LAB_SERVICE_SOCKET"])
+        s.sendall(b"PING\n")
+        answered = s.makefile("rb").readline() == b"PONG\n"
+    except (OSError, KeyError):
+        answered = False
+    finally:
+        s.close()
+    try:
+        open("/var/lab/.probe", "wb").close()
+        sealed = False
+    except OSError:
+        sealed = True
+    facts["the lab service: one socket in /var/lab, read-only, and it answers"] = (
+        answered and sealed and os.listdir("/var/lab") == ["kv.sock"]
+    )
     return facts
 """
 
@@ -229,11 +259,17 @@ def check(args) -> int:
         return _bad(str(exc))
     verified: dict[str, bool] = {}
     if not report.blocking:
+        # a socket in the host's abstract namespace, which no jail may reach
+        abstract_name = f"\0lambdalab-check-{os.getpid()}"
+        host_abstract = socket.socket(socket.AF_UNIX)
+        host_abstract.bind(abstract_name)
+        host_abstract.listen(1)
         probe_event = {
             "host": "127.0.0.1",
             "port": 6379,
             "project": str(Path(__file__).resolve().parent.parent),
-            "allowed": list(contract.LAMBDA_VARIABLES),
+            "allowed": [*contract.LAMBDA_VARIABLES, service.SOCKET_VARIABLE],
+            "host_abstract": abstract_name,
             "host_pid": os.getpid(),
             "api_host": contract.API_HOST,
             "api_port": contract.API_PORT,
@@ -248,6 +284,8 @@ def check(args) -> int:
                 verified = {f"probe ran ({result.error_type})": False}
         except PoolError as exc:
             verified = {f"probe ran ({exc})": False}
+        finally:
+            host_abstract.close()
     ok = report.level == "strong" and all(verified.values())
     if args.json:
         print(

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import events, report
+from . import events, report, service
 from .cgroup import EnvironmentCgroup
 from .channel import ControlChannel, EnvironmentLost
 from .logs import InvocationLog
@@ -109,6 +109,7 @@ class Environment:
         emit: Callable[[dict], None],
         runtime_version: tuple[str, str],
         scratch: ScratchDisk | None = None,
+        service_root: Path | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.spec: FunctionSpec | None = None  # set by assign()
@@ -118,6 +119,8 @@ class Environment:
         # The jail's /var/task: empty until assign() puts the function's code in,
         # so a jail can be built before anyone knows which function it will run.
         self.task_dir = task_root / self.id
+        # The jail's /var/lab: the lab service puts the function's socket in it (service.py).
+        self.service_dir = service_root / self.id if service_root is not None else None
         self.runtime_dir = runtime_dir
         self.python = python
         self.isolation = isolation
@@ -219,6 +222,8 @@ class Environment:
     def build_jail(self, deadline: float) -> None:
         """Build the jail and start the agent; its pre-forked runtime waits for an init frame."""
         self._make_task_dir()
+        if self.service_dir is not None:
+            service.make_directory(self.service_dir)
         self.size_tmp(self.tmp_mb)
         controllers = self.isolation.cgroup_controllers
         if controllers:
@@ -242,6 +247,7 @@ class Environment:
                 control_fd=jail_sock.fileno(),
                 seccomp_fd=seccomp_fd,
                 hostname="lambdalab-" + self.id[:8],
+                service_dir=self.service_dir,
             )
             pass_fds = (jail_sock.fileno(),) + ((seccomp_fd,) if seccomp_fd is not None else ())
             self.proc = self.spawner.spawn(argv, pass_fds=pass_fds, uid=self.uid, cgroup=self.cgroup)
@@ -344,6 +350,8 @@ class Environment:
         }
         if spec.runtime == "python3.11":
             env["AWS_EXECUTION_ENV"] = "AWS_Lambda_python3.11"
+        if self.service_dir is not None:  # the lab's, not Lambda's
+            env[service.SOCKET_VARIABLE] = service.SOCKET_PATH
         env.update(spec.environment)
         return env
 
@@ -792,6 +800,8 @@ class Environment:
             if self.cgroup is not None:
                 self.cgroup.destroy()
             shutil.rmtree(self.task_dir, ignore_errors=True)
+            if self.service_dir is not None:
+                shutil.rmtree(self.service_dir, ignore_errors=True)
             if self.scratch is not None and self.tmp_dir is not None:
                 self.scratch.remove(self.id)  # /tmp goes with the environment
         if self.channel is not None:

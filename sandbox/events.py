@@ -24,6 +24,9 @@ TYPES = (
     "thaw",
     "reset",  # the runtime was killed and will be re-initialised: reason
     "shutdown",  # reason: idle, capacity, failure, request, close
+    # the lab service (service.py), not Lambda's: connections_open, connections_opened
+    "service.connect",  # the environment connected to its function's store
+    "service.disconnect",  # the service hung up: reason (idle, line_too_long, slow_reader, error)
 )
 
 

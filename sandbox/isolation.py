@@ -125,9 +125,16 @@ def probe(disable: frozenset[str] = frozenset()) -> IsolationReport:
     report.add(
         "environment",
         "strong",
-        "bwrap starts with an empty environment; the runtime gets only Lambda's variables",
+        "bwrap starts with an empty environment; the runtime gets only Lambda's variables (and the "
+        "lab service's LAB_SERVICE_SOCKET)",
     )
     report.add("descriptors", "strong", "only the control socket is inherited")
+    report.add(
+        "lab service",
+        "strong",
+        "the one narrow path out: a Unix socket to the function's own key-value store, read-only at "
+        "/var/lab/kv.sock (no other function's, no host socket; its own network namespace)",
+    )
     report.add(
         "supervisor",
         "strong",

@@ -9,6 +9,7 @@ The jail sees a Lambda-like filesystem and nothing of the host's own::
     /opt           empty (layers come later)
     /tmp           the environment's own, of the configured size: on the scratch disk
                    (scratch.py), or a tmpfs where there is none
+    /var/lab       the lab service's socket, kv.sock, the function's own (read-only; service.py)
     /proc /dev     the jail's own
 
 The root itself is a read-only tmpfs. New user, pid, net, ipc, uts and cgroup
@@ -29,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import sdk
+from . import sdk, service
 from .runtime import contract
 
 RUNTIME_SOURCE = Path(__file__).resolve().parent / "runtime"
@@ -191,6 +192,7 @@ def bwrap_argv(
     control_fd: int,
     seccomp_fd: int | None,
     hostname: str,
+    service_dir: Path | None = None,
 ) -> list[str]:
     argv = [
         bwrap_path() or "bwrap",
@@ -267,6 +269,10 @@ def bwrap_argv(
         "/opt",
         "--dir",
         "/etc",
+    ]
+    if service_dir is not None:  # one socket, to the function's own store: nothing else of the host
+        argv += ["--ro-bind", str(service_dir), service.SOCKET_DIR]
+    argv += [
         "--remount-ro",
         "/",
         "--chdir",

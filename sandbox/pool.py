@@ -19,6 +19,7 @@ from .environment import SHUTDOWN_GRACE_S, TEARDOWN_WAIT_S, Environment, Environ
 from .isolation import disabled_from_env, probe
 from .result import InitReason, InvokeResult
 from .scratch import ScratchDisk, ScratchFullError
+from .service import MAX_FUNCTIONS, LabService
 from .spec import FunctionSpec
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class EnvironmentPool:
     with the default /tmp size takes one, links the code in and starts the
     runtime, skipping the ~25 ms of building a jail and starting Python.
     Its Init Duration then counts from there, as Lambda's does.
+
+    ``service`` (on by default) gives every environment the lab service: a
+    key-value store per function at ``/var/lab/kv.sock`` (``service.py``).
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class EnvironmentPool:
         disable: Iterable[str] | None = None,
         max_tasks: int | None = None,
         memory_budget_mb: int | None = None,
+        service: bool = True,
     ) -> None:
         if max_environments < 1:
             raise ValueError("max_environments must be at least 1")
@@ -103,6 +108,16 @@ class EnvironmentPool:
         if self.isolation_report.scratch and self._scratch is None:
             log.warning("no scratch disk after all: every /tmp is a tmpfs, counted as memory")
         self._task_root = jail.task_root(self._state_dir, self._isolation.pool_tag)
+        self._service = (
+            LabService(
+                self._state_dir,
+                self._isolation.pool_tag,
+                self._emit,
+                max_functions=max(MAX_FUNCTIONS, max_environments),
+            )
+            if service
+            else None
+        )
         self._spawner = jail.Spawner()
         self._uids = jail.UidAllocator.shared(self._state_dir)
         self._lock = threading.Lock()
@@ -213,10 +228,12 @@ class EnvironmentPool:
             env = self._new_environment(spec.tmp_mb)
             try:
                 env.assign(spec, code_dir, "provisioned-concurrency")
+                self._attach_service(env)
                 env.initialize()
                 env.freeze()
             except BaseException:
                 env.destroy()
+                self._detach_service(env)
                 self._uids.release(env.uid)
                 raise
             return env
@@ -257,6 +274,11 @@ class EnvironmentPool:
                 }
                 for env in self._all.values()
             ]
+
+    def service_stats(self, function_id: str) -> dict | None:
+        """The lab service's counts for a function (``FunctionSpec.function_id``, else its key):
+        connections opened and open, commands, keys; None if it has no store here."""
+        return self._service.stats(function_id) if self._service is not None else None
 
     def shutdown_environment(self, environment_id: str, reason: str = "request") -> bool:
         """Shut one idle environment down; False if it is busy or unknown."""
@@ -347,6 +369,8 @@ class EnvironmentPool:
             self._drop_stem_cell(env)
         self._janitor.join(timeout=5)
         self._spawner.close()
+        if self._service is not None:
+            self._service.close()
         shutil.rmtree(self._task_root, ignore_errors=True)
 
     # -- placement ------------------------------------------------------------
@@ -421,8 +445,10 @@ class EnvironmentPool:
             env = cell or self._new_environment(spec.tmp_mb)
             try:
                 env.assign(spec, self._code_dir(spec), "on-demand")
+                self._attach_service(env)
             except BaseException as exc:
                 env.destroy()
+                self._detach_service(env)
                 self._uids.release(env.uid)
                 if isinstance(exc, ScratchFullError):
                     raise PoolCapacityError(f"no room for /tmp: {exc}") from None
@@ -539,6 +565,7 @@ class EnvironmentPool:
             emit=self._emit,
             runtime_version=self._runtime_version,
             scratch=self._scratch,
+            service_root=self._service.root if self._service is not None else None,
         )
 
     def _drop_stem_cell(self, env: Environment) -> None:
@@ -580,6 +607,21 @@ class EnvironmentPool:
             if env is not None:
                 self._drop_stem_cell(env)
 
+    def _attach_service(self, env: Environment) -> None:
+        if self._service is not None:
+            spec = env.spec
+            self._service.attach(
+                env.id,
+                function_id=spec.function_id or spec.key,
+                key=spec.key,
+                name=spec.function_name,
+                uid=env.uid,
+            )
+
+    def _detach_service(self, env: Environment) -> None:
+        if self._service is not None:
+            self._service.detach(env.id)
+
     def _forget(self, env: Environment) -> None:
         with self._lock:
             if self._all.pop(env.id, None) is not None:
@@ -592,6 +634,7 @@ class EnvironmentPool:
             self._take_idle(env)
             self._changed.notify_all()
             self._grow_due.notify()
+        self._detach_service(env)
 
     def _take_idle(self, env: Environment) -> None:
         idle = self._idle.get(env.spec.key)

@@ -288,6 +288,10 @@ class Agent:
             os.environ.update(config["env"])
             os.chdir(config.get("task_root", "/var/task"))
             if config["runtime"] == "python":
+                # as a fresh interpreter (awslambdaric's) has them: a write to a connection the
+                # other end closed raises BrokenPipeError, rather than killing the runtime
+                signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
                 bootstrap.run_forked(config["handler"], status_w)
                 os._exit(0)
             os.close(status_w)

@@ -6,6 +6,7 @@ const INSTANCE_IN_PAYLOAD = /"instance"\s*:\s*"([^"]+)"/;
 const INSTANCE_IN_LOG = /\binstance ([A-Za-z0-9_.:-]+)/;
 const MAX_LANES = 300; // environments kept on the timeline; the oldest shut-down ones go first
 const MAX_PENDING_LOG_LINES = 500; // Init output waiting for the call it belongs to
+const MAX_SERVICE_MARKS = 50; // lab-service markers kept per lane (the engine rate-limits them too)
 
 export const ENDED = new Set(["success", "error", "timeout", "failure", "refused", "throttled"]);
 
@@ -191,6 +192,15 @@ export class LabModel {
       case "reset":
         lane.marks.push({ kind: "reset", time: t, reason: ev.reason });
         break;
+      case "service.connect":
+      case "service.disconnect": {
+        // the lab service (not Lambda's): a connection opened, or one the service hung up
+        const kind = ev.type === "service.connect" ? "connect" : "hangup";
+        lane.marks.push({ kind, time: t, reason: ev.reason, opened: ev.connections_opened, open: ev.connections_open });
+        const service = lane.marks.filter((m) => m.kind === "connect" || m.kind === "hangup");
+        if (service.length > MAX_SERVICE_MARKS) lane.marks.splice(lane.marks.indexOf(service[0]), 1);
+        break;
+      }
       case "shutdown":
         for (const kind of ["init", "invoke", "frozen"]) closeOpen(lane, kind, t);
         lane.state = "gone";

@@ -275,7 +275,13 @@ export class Timeline {
     for (const mark of lane.marks) {
       if (mark.time < from || mark.time > to) continue;
       const mx = x(mark.time);
-      if (mark.kind === "reset") {
+      if (mark.kind === "connect" || mark.kind === "hangup") {
+        const tip =
+          mark.kind === "connect"
+            ? `⇄ Connection opened to the lab service (${mark.opened} by this function so far, ${mark.open} open now). One opened in Init stays open through the freezes: warm calls reuse it.`
+            : `⊘ The lab service hung up a connection (${mark.reason}).`;
+        out.push(`<text class="mk-service" x="${mx - 4}" y="${BAR_Y + BAR_H + 11}" data-tip="${esc(tip)}" data-key="c:${lane.id}:${mark.time}">${mark.kind === "connect" ? "⇄" : "⊘"}</text>`);
+      } else if (mark.kind === "reset") {
         const tip = `↺ Reset (${mark.reason || "runtime killed"}): the runtime was killed; the environment stays, /tmp kept, and its next call runs Init again.`;
         out.push(`<text class="mk-reset" x="${mx + 2}" y="${BAR_Y + BAR_H + 11}" data-tip="${esc(tip)}" data-key="r:${lane.id}:${mark.time}">↺</text>`);
       } else {

@@ -18,7 +18,14 @@ SCRIPT = """
 import json, os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sandbox import EnvironmentPool, FunctionSpec
-spec = FunctionSpec(source="import os\\ndef lambda_handler(e, c):\\n    return [os.getuid(), os.path.exists('/work')]\\n")
+spec = FunctionSpec(source=(
+    "import os, socket\\n"
+    "def lambda_handler(e, c):\\n"
+    "    s = socket.socket(socket.AF_UNIX)\\n"
+    "    s.connect(os.environ['LAB_SERVICE_SOCKET'])\\n"
+    "    s.sendall(b'INCR n\\\\n')\\n"
+    "    return [os.getuid(), os.path.exists('/work'), s.makefile().readline().strip()]\\n"
+))
 with EnvironmentPool(stem_cells=0) as pool:
     first, second = pool.invoke(spec), pool.invoke(spec)
     print(json.dumps({
@@ -67,7 +74,7 @@ def test_an_ordinary_user_gets_jails_with_fallbacks_reported(world_readable_copy
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["statuses"] == ["success", "success"] and report["cold"] == [True, False]
-    assert report["payload"] == [993, False]  # jailed all the same
+    assert report["payload"] == [993, False, "1"]  # jailed all the same, with the lab service
     features = report["features"]
     assert features["namespaces"] == features["seccomp"] == "strong"
     assert features["uid"] == "partial"  # environments share the user's uid
