@@ -147,6 +147,12 @@ def tuning_request(
     sizes = _clean_sizes(list(sizes) if isinstance(sizes, tuple) else sizes)
     count = _clean_count(count)
     text = services.event_text(event) if event is not None else function.event
+    if function.reserved_concurrency == 0:  # one call at a time fits any other reservation
+        raise services.Throttled(
+            "Reserved concurrency is 0: every call of this function is throttled, a tuning would run none",
+            field="reserved_concurrency",
+            code="TooManyRequestsException",
+        )
     version = function.latest
     now = _now_ms()
     tune_id = str(uuid.uuid4())

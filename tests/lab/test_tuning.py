@@ -200,3 +200,9 @@ def test_a_tuning_whose_worker_went_quiet_reads_as_failed(lab: LabClient):
     redis.Redis.from_url(settings.REDIS_URL).set(f"ll:tune:{tune_id}", json.dumps(state), ex=60)
     found = lab.call("GET", f"/api/functions/{function['id']}/tunings/{tune_id}", status=200)
     assert found["status"] == "failed" and "gone@lab-tests" in found["error"]
+
+
+def test_a_function_whose_every_call_is_throttled_is_not_tuned(lab: LabClient):
+    function = lab.new_function(name="reserved-zero", reserved_concurrency=0)
+    answer = lab.call("POST", f"/api/functions/{function['id']}/tunings", {"sizes": [128]}, status=429)
+    assert answer["error"]["field"] == "reserved_concurrency"
