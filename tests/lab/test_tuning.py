@@ -82,7 +82,8 @@ def test_a_tuning_runs_every_size_and_more_memory_makes_cpu_bound_code_faster(la
         assert cold["billed_duration_ms"] == math.ceil(cold["duration_ms"] + cold["init_duration_ms"])
     # (512 MB's share of a core is over a short call's CPU time in each quota period: not slower)
     assert by_size[1769]["p50_ms"] * 3 < by_size[128]["p50_ms"]
-    assert state["fastest"] == 1769
+    # 512 MB may tie with 1,769 MB on so short a call: the fastest is whichever measured so
+    assert state["fastest"] == min(by_size, key=lambda size: (by_size[size]["p50_ms"], size)) != 128
     assert state["cheapest"] in by_size and state["balanced"] in by_size
 
     # each size ran as a revision of its own, its environment shut down at the end
