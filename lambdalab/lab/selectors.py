@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import QuerySet
 
 from .models import Function, FunctionVersion, Invocation
@@ -69,7 +71,7 @@ def invocation_dict(row: Invocation, *, full: bool = False) -> dict:
         "duration_ms": row.duration_ms,
         "billed_duration_ms": row.billed_duration_ms,
         "max_memory_used_mb": row.max_memory_used_mb,
-        "memory_mb": row.version.memory_mb,
+        "memory_mb": _memory_mb(row),
         "init_duration_ms": row.init_duration_ms,
         "report": row.report,
         "response_bytes": len(payload),
@@ -85,6 +87,16 @@ def invocation_dict(row: Invocation, *, full: bool = False) -> dict:
         data["response"] = text[:PREVIEW_BYTES]
         data["response_truncated"] = len(text) > PREVIEW_BYTES
     return data
+
+
+MEMORY_IN_REPORT = re.compile(r"Memory Size: (\d+) MB")
+
+
+def _memory_mb(row: Invocation) -> int:
+    """The memory the call ran with: its REPORT's (a power tuning runs the revision at other
+    sizes), else its revision's."""
+    found = MEMORY_IN_REPORT.search(row.report or "")
+    return int(found[1]) if found else row.version.memory_mb
 
 
 def invocations_of(*, function: Function, limit: int = 100) -> list[dict]:

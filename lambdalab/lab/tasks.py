@@ -5,13 +5,19 @@ from __future__ import annotations
 from celery import shared_task
 from celery.signals import celeryd_after_setup, worker_ready, worker_shutting_down
 
-from . import placement, services, worker
+from . import placement, services, tuning, worker
 
 
 @shared_task(name="lab.invoke", ignore_result=True)
 def invoke(call: dict, event: str):
     """``call``: the function, revision, batch, mode, request ids and where placement put them."""
     services.invocations_run(call=call, event=event)
+
+
+@shared_task(name="lab.tune", ignore_result=True)
+def tune(tune_id: str, event: str):
+    """A power tuning: the handler at each memory size in turn, on this worker."""
+    tuning.tuning_run(tune_id=tune_id, event=event)
 
 
 @shared_task(name="lab.control_environment", ignore_result=True)

@@ -30,6 +30,12 @@ urlpatterns = [
         views.environment_control,
         name="environment-control",
     ),
+    path("api/functions/<uuid:function_id>/tunings", views.function_tunings, name="function-tunings"),
+    path(
+        "api/functions/<uuid:function_id>/tunings/<str:tune_id>",
+        views.function_tuning,
+        name="function-tuning",
+    ),
     path("api/invocations/<uuid:request_id>", views.invocation_detail, name="invocation"),
     path("api/invocations/<uuid:request_id>/response", views.invocation_response, name="invocation-response"),
     path("api/isolation", views.isolation_report, name="isolation"),

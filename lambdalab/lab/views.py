@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from sandbox import isolation
 
-from . import account, placement, selectors, services, stream
+from . import account, placement, selectors, services, stream, tuning
 from .models import Invocation
 
 
@@ -116,6 +116,7 @@ def lab_page(request: HttpRequest, function_id=None) -> HttpResponse:
                     **{k: v for k, v in services.LIMITS.items()},
                 },
                 "isolation": _isolation(),
+                "tuning": _tuning_boot(function),
             },
         },
     )
@@ -285,6 +286,46 @@ def invocation_response(request: HttpRequest, request_id) -> HttpResponse:
     except _Pending:
         return _error("The invocation has not ended yet", status=409, code="ResourceConflictException")
     return HttpResponse(bytes(row.response), content_type="application/json")
+
+
+# -- power tuning ----------------------------------------------------------------------------
+
+
+def _tuning_boot(function) -> dict:
+    return {
+        "last": tuning.tuning_latest(function=function),
+        "sizes": list(tuning.DEFAULT_SIZES),
+        "count": tuning.DEFAULT_COUNT,
+        "max_count": tuning.MAX_COUNT,
+        "max_sizes": tuning.MAX_SIZES,
+        "max_memory_mb": tuning.max_memory_mb(),
+    }
+
+
+@require_POST
+@api
+def function_tunings(request: HttpRequest, function_id) -> JsonResponse:
+    function = _function_or_404(request, function_id)
+    data = _only(_body(request), ("sizes", "count", "event"))
+    state = tuning.tuning_request(
+        function=function,
+        sizes=data.get("sizes", list(tuning.DEFAULT_SIZES)),
+        count=data.get("count", tuning.DEFAULT_COUNT),
+        event=data.get("event"),
+        owner_tag=_owner_tag(request),
+        address=_address(request),
+    )
+    return JsonResponse(state, status=202)
+
+
+@require_GET
+@api
+def function_tuning(request: HttpRequest, function_id, tune_id: str) -> JsonResponse:
+    function = _function_or_404(request, function_id)
+    state = tuning.tuning_state(function=function, tune_id=tune_id)
+    if state is None:
+        raise _NotFound("Tuning not found")
+    return JsonResponse(state)
 
 
 @require_GET

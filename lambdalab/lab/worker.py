@@ -64,6 +64,12 @@ class Runtime:
             self._versions[spec.key] = (str(version.function_id), str(version.number))
         return version, spec
 
+    def register_spec(self, spec, *, function_id: str, revision: str) -> None:
+        """Publish the events of another spec's environments to a lab function's stream, under
+        ``revision`` (a power tuning's sizes: the revision at another memory size)."""
+        with self._versions_lock:
+            self._versions[spec.key] = (function_id, revision)
+
     def known_versions(self) -> dict[str, tuple[str, str]]:
         with self._versions_lock:
             return dict(self._versions)

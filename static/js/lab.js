@@ -20,6 +20,8 @@ import { ShareDialog } from "./share.js";
 import { InvocationTable, LogPanel, temperature } from "./table.js";
 import { TEMPLATES, templateText } from "./templates.js";
 import { Timeline, esc, fmtAge, fmtMs } from "./timeline.js";
+import { PowerTuning } from "./tuning.js";
+import { meterText } from "./billing.js";
 
 const boot = JSON.parse(document.getElementById("lab-boot").textContent);
 const functionId = boot.function.id;
@@ -113,6 +115,14 @@ const table = new InvocationTable($("table"), { model, now, onSelect: (id, opts)
 const logPanel = new LogPanel($("log-panel"), {
   model,
   fetchDetail: (id) => api("GET", `/api/invocations/${id}`),
+});
+
+const tuning = new PowerTuning($("tuning"), {
+  functionId,
+  api,
+  boot: boot.tuning,
+  beforeRun: () => saveChanges(),
+  signals,
 });
 
 function select(requestId, { from = "page" } = {}) {
@@ -491,6 +501,7 @@ function receive(message) {
       signals.counts[ev.type] = (signals.counts[ev.type] || 0) + 1;
       if (ev.time) observeClock(ev.time);
       if (ev.type === "invoke.end") ended(model.get(ev.request_id));
+      else if (ev.type === "tune.progress" || ev.type === "tune.end") tuning.receive(ev);
     }
     renderNow();
   } else if (message.type === "snapshot") {
@@ -520,6 +531,7 @@ function renderNow() {
   renderAlive();
   renderLastCall();
   renderProgress();
+  $("meter").textContent = meterText(model);
   timeline.invalidate();
   Object.assign(signals, {
     seq: model.seq,

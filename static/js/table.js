@@ -1,6 +1,7 @@
 // The invocations table (virtualised: only the rows in view exist, each of a fixed height)
 // and the log panel for the selected call, as CloudWatch shows it.
 
+import { callCost, fmtMicro, fmtUsd, gbSeconds } from "./billing.js";
 import { ENDED, shortId } from "./model.js";
 import { esc, fmtMs } from "./timeline.js";
 
@@ -16,10 +17,25 @@ const COLUMNS = [
   ["Why", "why"],
   ["Duration", "dur"],
   ["Billed", "billed"],
+  ["Cost", "cost"],
   ["Memory used", "mem"],
   ["Status", "status"],
   ["Response", "resp"],
 ];
+
+const HEAD_TITLES = {
+  mem: "Max memory used / memory size",
+  cost: "On Lambda (us-east-1, x86): the request + billed duration × memory; µ$ = millionths of a dollar",
+};
+
+/** What a call cost, and how: the request, its billed duration × memory, its Init if cold. */
+export function costWords(inv) {
+  const cost = callCost(inv);
+  if (cost == null) return "–";
+  const gbS = gbSeconds(inv.memory_mb, inv.billed_duration_ms);
+  const init = inv.cold && inv.init_duration_ms ? `, Init ${fmtMs(inv.init_duration_ms)} included (billed since Aug 2025)` : "";
+  return `${fmtUsd(cost)}: request $0.0000002 + ${inv.billed_duration_ms} ms × ${inv.memory_mb} MB = ${gbS.toPrecision(3)} GB-s${init}`;
+}
 
 /** The cold/warm badge: a word and an icon, never colour alone. */
 export function temperature(inv) {
@@ -58,7 +74,7 @@ export class InvocationTable {
     root.innerHTML = `
       <div class="inv-scroll" role="grid" aria-label="Invocations, newest first" aria-rowcount="1" tabindex="-1">
         <div class="inv-row inv-head" role="row" aria-rowindex="1">
-          ${COLUMNS.map(([label, cls]) => `<span role="columnheader" class="c-${cls}"${cls === "mem" ? ' title="Max memory used / memory size"' : ""}>${label}</span>`).join("")}
+          ${COLUMNS.map(([label, cls]) => `<span role="columnheader" class="c-${cls}"${HEAD_TITLES[cls] ? ` title="${HEAD_TITLES[cls]}"` : ""}>${label}</span>`).join("")}
         </div>
         <div class="inv-body" role="rowgroup"></div>
         <p class="inv-empty">No invocations yet. Each call you make shows up here, newest first.</p>
@@ -159,6 +175,7 @@ export class InvocationTable {
       `<span role="gridcell" class="c-why" title="${esc(whyText(inv))}">${esc(whyText(inv))}</span>`,
       `<span role="gridcell" class="c-dur">${dur}</span>`,
       `<span role="gridcell" class="c-billed">${inv.billed_duration_ms != null ? `${inv.billed_duration_ms} ms` : "–"}</span>`,
+      `<span role="gridcell" class="c-cost" title="${esc(costWords(inv))}">${fmtMicro(callCost(inv))}</span>`,
       `<span role="gridcell" class="c-mem">${mem}</span>`,
       `<span role="gridcell" class="c-status" title="${esc(inv.error_type || inv.status)}">${statusCell(inv)}</span>`,
       `<span role="gridcell" class="c-resp" title="${esc(response.slice(0, 300))}">${esc(response.slice(0, 200))}</span>`,
@@ -274,6 +291,7 @@ export class LogPanel {
       ["Resources configured", inv.memory_mb ? `${inv.memory_mb} MB` : "–"],
       ["Max memory used", inv.max_memory_used_mb != null ? `${inv.max_memory_used_mb} MB` : "–"],
       ["Init duration", inv.init_duration_ms ? fmtMs(inv.init_duration_ms) : "–"],
+      ["Cost on Lambda", esc(costWords(inv))],
     ];
     const logs = inv.logs?.length
       ? `<pre class="log" tabindex="0" aria-label="Function logs">${esc(logText(inv.logs))}</pre>`
