@@ -143,6 +143,50 @@ def lambda_handler(event, context):
     return {"remaining_ms": context.get_remaining_time_in_millis()}
 """
 
+# The lab's key-value service (a Unix socket in the jail; no network reaches a jail): a
+# connection per call, as a handler often starts out...
+CONNECT_PER_CALL = """import json
+import os
+import socket
+
+
+def ask(conn, replies, line):
+    conn.sendall(line.encode() + b"\\n")
+    return replies.readline().decode().rstrip("\\n")
+
+
+def lambda_handler(event, context):
+    # a new connection on every call: the handshake's cost, every time
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.connect(os.environ["LAB_SERVICE_SOCKET"])
+        replies = conn.makefile("rb")
+        calls = int(ask(conn, replies, "INCR calls"))
+        stats = json.loads(ask(conn, replies, "STATS"))
+    return {"calls": calls, "connections_opened": stats["connections_opened"]}
+"""
+
+# ...and the fix: one connection, made during Init, reused by every warm call.
+CONNECT_IN_INIT = """import json
+import os
+import socket
+
+# Init: connect once per environment; warm calls reuse the connection
+conn = socket.socket(socket.AF_UNIX)
+conn.connect(os.environ["LAB_SERVICE_SOCKET"])
+replies = conn.makefile("rb")
+
+
+def ask(line):
+    conn.sendall(line.encode() + b"\\n")
+    return replies.readline().decode().rstrip("\\n")
+
+
+def lambda_handler(event, context):
+    calls = int(ask("INCR calls"))
+    stats = json.loads(ask("STATS"))
+    return {"calls": calls, "connections_opened": stats["connections_opened"]}
+"""
+
 
 def _check(kind: str, ok: str, bad: str, **params) -> dict:
     return {"check": kind, **params, "explain_pass": ok, "explain_fail": bad}
@@ -347,6 +391,41 @@ SCENARIOS = [
                 step=1,
                 call=0,
                 reason="reset_oom",
+            ),
+        ],
+    },
+    {
+        "slug": "connection-reuse",
+        "title": "Reuse connections across calls",
+        "instructions": (
+            "Jails have no network, so the lab gives each function a small key-value service on a "
+            "Unix socket (`LAB_SERVICE_SOCKET`; a lab addition, not Lambda), which counts the "
+            "connections made to it. The starter code connects **on every call**. Move the "
+            "connection to module level, so **Init** makes it once and every warm call reuses it, "
+            "as you would a database client or an HTTP session, then run the scenario: three calls "
+            "in a row must open **one** connection."
+        ),
+        "starter": CONNECT_PER_CALL,
+        "code": CONNECT_IN_INIT,
+        "plan": [{"do": "invoke", "mode": "series", "count": 3}],
+        "checks": [
+            _check(
+                "response_field",
+                "The service saw every call: the counter reached 3.",
+                "The counter did not reach 3: did every call reach the service?",
+                step=0,
+                call=2,
+                field="calls",
+                equals=3,
+            ),
+            _check(
+                "response_field",
+                "One connection for three calls: Init made it, the warm calls reused it.",
+                "More than one connection for three calls: connect at module level, during Init.",
+                step=0,
+                call=2,
+                field="connections_opened",
+                equals=1,
             ),
         ],
     },
@@ -612,7 +691,7 @@ def load(Course, Scenario) -> int:
                 "order": order,
                 "title": data["title"],
                 "instructions": data["instructions"],
-                "starter_code": data["code"],
+                "starter_code": data.get("starter", data["code"]),
                 "solution_code": data["code"],
                 "default_event": json.dumps(data.get("event", {})),
                 "settings": data.get("settings", {}),

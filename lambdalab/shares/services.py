@@ -103,6 +103,8 @@ def share_content(
         "tmp_mb": version.tmp_mb,
         "idle_timeout_s": function.idle_timeout_s,
         "reserved_concurrency": function.reserved_concurrency,
+        "provisioned_concurrency": function.provisioned_concurrency,
+        "always_cold": function.always_cold,
         "environment": environment if include_env_values else dict.fromkeys(environment, ""),
         "env_values": bool(include_env_values),
         "event": function.event,
@@ -470,4 +472,6 @@ def share_fork(*, share: Share, owner=None, session_key: str = "") -> Function:
         event=content["event"],
         idle_timeout_s=content["idle_timeout_s"],
         reserved_concurrency=content["reserved_concurrency"],
+        provisioned_concurrency=content.get("provisioned_concurrency", 0),
+        always_cold=content.get("always_cold", False),
     )

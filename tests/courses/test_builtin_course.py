@@ -38,3 +38,22 @@ def test_the_reference_solution_passes_its_checks(course, slug):
     failed = [f"{r.check['check']}: {r.explanation} ({r.found})" for r in results if not r.passed]
     assert not failed, failed
     assert all(r.explanation for r in results)
+
+
+@pytest.mark.parametrize("slug", [s["slug"] for s in builtin.SCENARIOS if "starter" in s])
+def test_the_starter_code_of_a_fix_it_scenario_fails_a_check(course, slug):
+    """What the student starts from must not already pass: the checks tell it from the fix."""
+    scenario = course.scenarios.get(slug=slug)
+    assert scenario.starter_code != scenario.solution_code
+    function = services.function_create(
+        session_key=secrets.token_hex(16),
+        name=f"{scenario.slug}-starter",
+        code=scenario.starter_code,
+        event=scenario.default_event,
+        **dict(scenario.settings),
+    )
+    seen = plans.run(
+        function=function, plan=scenario.plan, owner_tag=f"s-{slug}", address=f"starter-{slug}", timeout_s=120
+    )
+    failed = [r for r in plans.evaluate(scenario.checks, seen) if not r.passed]
+    assert failed and all(r.explanation for r in failed)
