@@ -314,6 +314,26 @@ function notice(text, kind = "info") {
   el.className = `notice ${kind}`;
 }
 
+// -- provisioned concurrency: applied at once (Lambda initialises the environments ahead) ----------
+
+$("provision").addEventListener("click", async () => {
+  const got = form.check("provisioned_concurrency");
+  if (!got) return;
+  if (await saveChanges()) {
+    notice(
+      got.value
+        ? `provisioning ${got.value} environment${got.value > 1 ? "s" : ""}: Init runs now, before any call`
+        : "provisioned concurrency off: the provisioned environments are released",
+      "info",
+    );
+  }
+});
+
+function provisioned(ev) {
+  if (ev.error) notice(`Provisioned concurrency: ${ev.ready} of ${ev.wanted} ready. ${ev.error}`, "error");
+  else if (ev.wanted) notice(`${ev.ready} provisioned environment${ev.ready > 1 ? "s" : ""} ready: calls within it are warm`, "info");
+}
+
 // -- the function's name: saved on change -----------------------------------------------------
 
 $("fn-name").addEventListener("change", async () => {
@@ -502,6 +522,7 @@ function receive(message) {
       if (ev.time) observeClock(ev.time);
       if (ev.type === "invoke.end") ended(model.get(ev.request_id));
       else if (ev.type === "tune.progress" || ev.type === "tune.end") tuning.receive(ev);
+      else if (ev.type === "provisioned") provisioned(ev);
     }
     renderNow();
   } else if (message.type === "snapshot") {

@@ -214,3 +214,37 @@ def test_lifecycle_controls_evict_and_reset_an_environment_on_demand(page):
     newest = calls(page)[0]
     assert newest["cold"] and newest["init_reason"] == "evicted"
     shot(page, "9-lifecycle-controls")
+
+
+def test_always_cold_beside_lambdas_model_then_provisioned_concurrency(page):
+    set_code(page, COUNTING)
+    invoke(page, 2)  # Lambda's model: one environment, warm the second time
+    page.get_by_label(re.compile(r"Always cold")).check()
+    invoke(page, 2)  # the emulator's: a new environment each time, discarded after it
+    shown = calls(page)
+    assert [c["init_reason"] for c in shown[:2]] == ["always_cold", "always_cold"]
+    assert [json.loads(c["response"])["calls"] for c in shown] == [1, 1, 2, 1]
+    assert page.locator(".lane-kind.always-cold").count() == 2
+    page.wait_for_function(
+        "[...document.querySelectorAll('.lane-sub')].filter(t => t.textContent.includes('discarded')).length === 2",
+        timeout=15_000,
+    )
+    assert page.get_by_text("always-cold mode: a new environment for every call").first.is_visible()
+    shot(page, "10-always-cold-beside-lambda")
+
+    page.get_by_label(re.compile(r"Always cold")).uncheck()
+    # revision 2 (the warm environment above is revision 1's), whose calls last: three at once overlap
+    set_code(page, COUNTING.replace("    calls += 1\n", "    calls += 1\n    __import__('time').sleep(1)\n"))
+    page.get_by_label("Provisioned concurrency").fill("2")
+    page.get_by_role("button", name="Provision").click()
+    page.wait_for_function("document.querySelectorAll('.lane-kind.provisioned').length === 2", timeout=30_000)
+    page.get_by_text("2 provisioned environments ready").wait_for(timeout=30_000)
+    before = set(page.evaluate("window.lambdalab.environmentIds()"))
+    page.get_by_label("How many at once").fill("3")
+    page.get_by_role("button", name="Invoke at once").click()
+    wait_ended(page, 7)
+    burst = calls(page)[:3]
+    assert sorted(c["cold"] for c in burst) == [False, False, True]  # two provisioned, one on demand
+    new = set(page.evaluate("window.lambdalab.environmentIds()")) - before
+    assert len(new) == 1 and {c["environment"] for c in burst if c["cold"]} == new
+    shot(page, "11-provisioned-concurrency")
