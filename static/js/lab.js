@@ -686,6 +686,7 @@ function renderProgress() {
   const failed = ran.filter((c) => c.status !== "success").length;
   const cold = ran.filter((c) => c.cold).length;
   if (batch.mode === "once") {
+    $("batch-bar").hidden = true;
     const call = calls[0];
     el.textContent = !call
       ? ""
@@ -697,11 +698,26 @@ function renderProgress() {
     return;
   }
   const how = batch.mode === "series" ? "in a row" : "at once";
+  renderBatchBar(calls.length, { cold, warm: ran.length - cold - failed, failed, throttled });
   el.textContent =
     `${done.length} of ${calls.length} done (${how})` +
     (ran.length ? ` · ${cold} cold, ${ran.length - cold} warm` : "") +
     (failed ? ` · ${failed} failed` : "") +
     (throttled ? ` · ${throttled} throttled (reserved concurrency)` : "");
+}
+
+/** The batch as a bar: warm, cold, failed and throttled calls as they end, the rest still to come. */
+function renderBatchBar(total, parts) {
+  const bar = $("batch-bar");
+  const done = parts.cold + parts.warm + parts.failed + parts.throttled;
+  bar.hidden = false;
+  bar.setAttribute("aria-valuemax", total);
+  bar.setAttribute("aria-valuenow", done);
+  bar.setAttribute("aria-valuetext", `${done} of ${total} done`);
+  bar.innerHTML = ["warm", "cold", "failed", "throttled"]
+    .filter((k) => parts[k] > 0)
+    .map((k) => `<span class="seg ${k}" style="width:${(100 * parts[k]) / total}%" title="${parts[k]} ${k}"></span>`)
+    .join("");
 }
 
 function renderIsolation() {

@@ -193,6 +193,10 @@ def test_a_burst_against_reserved_concurrency_shows_the_throttles(page):
     grid = page.get_by_role("grid", name="Invocations, newest first")
     assert grid.get_by_text("TooManyRequestsException").count() >= 1
     assert page.get_by_text("2 cold, 0 warm · 2 throttled (reserved concurrency)").is_visible()
+    bar = page.get_by_role("progressbar", name="Calls of the batch done")
+    assert bar.get_attribute("aria-valuenow") == "4" and bar.get_attribute("aria-valuemax") == "4"
+    assert bar.locator(".seg.cold").get_attribute("style") == "width:50%"
+    assert bar.locator(".seg.throttled").get_attribute("style") == "width:50%"
     shot(page, "8-reserved-concurrency-throttles")
 
 
