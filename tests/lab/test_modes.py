@@ -69,7 +69,9 @@ def wait_provisioned(function_id: str, n: int, after: int = 0) -> list[dict]:
 
 
 def test_provisioned_concurrency_initialises_ahead_and_calls_within_it_are_warm(lab: LabClient):
-    function = lab.new_function(name="provisioned", code=COUNTER, idle_timeout_s=1)
+    # calls that last, so that three at once overlap (else the third may find one free already)
+    slow = COUNTER.replace("    calls += 1\n", "    calls += 1\n    __import__('time').sleep(0.5)\n")
+    function = lab.new_function(name="provisioned", code=slow, idle_timeout_s=1)
     lab.call("PATCH", f"/api/functions/{function['id']}", {"provisioned_concurrency": 2})
     envs = wait_provisioned(function["id"], 2)
     inits = [e for e in lab_events(function["id"]) if e["type"] == "init.start"]
