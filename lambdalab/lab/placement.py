@@ -48,21 +48,8 @@ local fid, key, owner, address = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local calls, new, minute = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local rate_limit, live_limit, placements = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 if ARGV[11] ~= '' and redis.call('GET', 'll:fnver:' .. fid) ~= ARGV[11] then return {'stale'} end
-for _, tag in ipairs({'o:' .. owner, 'a:' .. address}) do
-  local used = tonumber(redis.call('GET', 'll:rate:' .. tag .. ':' .. minute) or '0')
-  if used + calls > rate_limit then return {'throttled', 'rate', tostring(used)} end
-  redis.call('SADD', 'll:fns:' .. tag, fid)
-  redis.call('EXPIRE', 'll:fns:' .. tag, 86400)
-  local live = 0
-  for _, member in ipairs(redis.call('SMEMBERS', 'll:fns:' .. tag)) do
-    live = live + redis.call('HLEN', 'll:envs:' .. member)
-  end
-  if live + new > live_limit then return {'throttled', 'live', tostring(live)} end
-end
-for _, tag in ipairs({'o:' .. owner, 'a:' .. address}) do
-  redis.call('INCRBY', 'll:rate:' .. tag .. ':' .. minute, calls)
-  redis.call('EXPIRE', 'll:rate:' .. tag .. ':' .. minute, 120)
-end
+local refused = ADMIT(fid, owner, address, calls, new, minute, rate_limit, live_limit)
+if refused then return refused end
 for i = 15, #ARGV do
   redis.call('SET', 'll:pending:' .. ARGV[i], fid, 'EX', 3600)
 end
@@ -128,7 +115,30 @@ local function CLAIM_ONE(fid, key)
   return 'cold|first_call|'
 end
 """
-REQUEST = CLAIM_ONE + REQUEST
+# Admission, for every way calls are asked for (invocations, a power tuning): calls this minute and
+# live environments, per owner and per address. Returns nil (admitted, and counted) or
+# {'throttled', 'rate'|'live', n}.
+ADMIT = """
+local function ADMIT(fid, owner, address, calls, new, minute, rate_limit, live_limit)
+  for _, tag in ipairs({'o:' .. owner, 'a:' .. address}) do
+    local used = tonumber(redis.call('GET', 'll:rate:' .. tag .. ':' .. minute) or '0')
+    if used + calls > rate_limit then return {'throttled', 'rate', tostring(used)} end
+    redis.call('SADD', 'll:fns:' .. tag, fid)
+    redis.call('EXPIRE', 'll:fns:' .. tag, 86400)
+    local live = 0
+    for _, member in ipairs(redis.call('SMEMBERS', 'll:fns:' .. tag)) do
+      live = live + redis.call('HLEN', 'll:envs:' .. member)
+    end
+    if live + new > live_limit then return {'throttled', 'live', tostring(live)} end
+  end
+  for _, tag in ipairs({'o:' .. owner, 'a:' .. address}) do
+    redis.call('INCRBY', 'll:rate:' .. tag .. ':' .. minute, calls)
+    redis.call('EXPIRE', 'll:rate:' .. tag .. ':' .. minute, 120)
+  end
+  return nil
+end
+"""
+REQUEST = ADMIT + CLAIM_ONE + REQUEST
 
 
 @dataclass(frozen=True)

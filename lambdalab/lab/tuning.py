@@ -61,9 +61,11 @@ def call_cost_usd(memory_mb: int, billed_ms: float) -> float:
 
 # ARGV: function id, tuning id, owner tag, address, calls, the minute, rate limit, live limit,
 # the hour, tunings per hour, the lock's expiry (s), the state (JSON). The rate and live checks
-# are placement.REQUEST's, on the same keys (a tuning holds one environment at a time). Returns
+# are placement.ADMIT's, as for invocations (a tuning holds one environment at a time). Returns
 # {'ok'}, {'running', <tuning id>}, {'hourly', n}, or {'throttled', 'rate'|'live', n}.
-ADMIT = """
+ADMIT_TUNING = (
+    placement.ADMIT
+    + """
 local fid, tid, owner, address = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local calls, minute = tonumber(ARGV[5]), ARGV[6]
 local rate_limit, live_limit = tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -72,21 +74,8 @@ local running = redis.call('GET', 'll:tune:fn:' .. fid)
 if running then return {'running', running} end
 local started = tonumber(redis.call('GET', hourly) or '0')
 if started >= tonumber(ARGV[10]) then return {'hourly', tostring(started)} end
-for _, tag in ipairs({'o:' .. owner, 'a:' .. address}) do
-  local used = tonumber(redis.call('GET', 'll:rate:' .. tag .. ':' .. minute) or '0')
-  if used + calls > rate_limit then return {'throttled', 'rate', tostring(used)} end
-  redis.call('SADD', 'll:fns:' .. tag, fid)
-  redis.call('EXPIRE', 'll:fns:' .. tag, 86400)
-  local live = 0
-  for _, member in ipairs(redis.call('SMEMBERS', 'll:fns:' .. tag)) do
-    live = live + redis.call('HLEN', 'll:envs:' .. member)
-  end
-  if live + 1 > live_limit then return {'throttled', 'live', tostring(live)} end
-end
-for _, tag in ipairs({'o:' .. owner, 'a:' .. address}) do
-  redis.call('INCRBY', 'll:rate:' .. tag .. ':' .. minute, calls)
-  redis.call('EXPIRE', 'll:rate:' .. tag .. ':' .. minute, 120)
-end
+local refused = ADMIT(fid, owner, address, calls, 1, minute, rate_limit, live_limit)
+if refused then return refused end
 redis.call('INCR', hourly)
 redis.call('EXPIRE', hourly, 3700)
 redis.call('SET', 'll:tune:fn:' .. fid, tid, 'EX', tonumber(ARGV[11]))
@@ -94,6 +83,7 @@ redis.call('SET', 'll:tune:' .. tid, ARGV[12], 'EX', 86400)
 redis.call('SET', 'll:tune:last:' .. fid, tid, 'EX', 86400)
 return {'ok'}
 """
+)
 
 
 def max_memory_mb() -> int:
@@ -180,7 +170,7 @@ def tuning_request(
     }
     answer = [
         x.decode()
-        for x in rds.client().register_script(ADMIT)(
+        for x in rds.client().register_script(ADMIT_TUNING)(
             args=[
                 str(function.pk),
                 tune_id,
