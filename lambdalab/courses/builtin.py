@@ -124,12 +124,14 @@ def lambda_handler(event, context):
 """
 
 PROVISIONED = """import os
+import time
 import uuid
 
 INSTANCE_ID = uuid.uuid4().hex[:8]
 
 
 def lambda_handler(event, context):
+    time.sleep(1)  # each call holds its environment a second: three at once need three
     return {"instance": INSTANCE_ID, "initialization_type": os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"]}
 """
 
