@@ -152,6 +152,12 @@ class Environment:
         # The execution role's credentials, as Lambda puts them in the environment: placeholders
         # (no network reaches AWS from a jail), one set per environment, so that SDK clients build.
         self.credentials = placeholder_credentials()
+        # The State inspector's view of the module (inspector.py): the runtime's description from
+        # before the latest freeze, raw (parsed only when inspected), and when it came.
+        self.module_state: tuple[bytes, float] | None = None
+
+    def _on_module_state(self, body: bytes) -> None:
+        self.module_state = (body, time.time()) if len(body) <= contract.STATE_MAX_BYTES else None
 
     # -- state and events ------------------------------------------------------
 
@@ -249,7 +255,12 @@ class Environment:
             jail_sock.close()
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
-        self.channel = ControlChannel(host_sock, on_log=self.log.output, on_log_dropped=self.log.truncate)
+        self.channel = ControlChannel(
+            host_sock,
+            on_log=self.log.output,
+            on_log_dropped=self.log.truncate,
+            on_state=self._on_module_state,
+        )
         try:
             hello = self.channel.receive(deadline)
         except EnvironmentLost:
@@ -443,6 +454,7 @@ class Environment:
         call = _Call(request_id, cold_reason)
         self._caller = threading.get_ident()
         self.invocations += 1
+        self.module_state = None  # this call's comes before its result
         try:
             if call.cold:
                 self.initialize()
@@ -721,6 +733,7 @@ class Environment:
         """
         self._sample_memory()
         self.runtime_ready = False
+        self.module_state = None  # its module is gone with it
         self.reset_reason = next_init
         if self.cgroup is not None:
             # Unthrottled, so that a runtime which spent the quota cannot slow its own cleanup.

@@ -105,6 +105,9 @@ MAX_CONNECTIONS = 32
 # Output forwarded per phase (one byte more than the host keeps, so it sees the cut).
 LOG_LIMIT = contract.LOG_LIMIT + 1
 READ_CHUNK = 64 * 1024
+# Datagrams read from the state socket per forward: its queue is bounded by the kernel, and a
+# function flooding it only loses its own State inspector's view.
+STATE_DRAIN = 1024
 SIGNAL_NAMES = {
     signal.SIGKILL: "killed",
     signal.SIGSEGV: "segmentation fault",
@@ -139,12 +142,17 @@ class Connection(http.Connection):
 
 
 class Runtime:
-    def __init__(self, pid: int, pidfd: int, log_fd: int, status_fd: int | None, cfg_fd: int | None) -> None:
+    def __init__(
+        self, pid: int, pidfd: int, log_fd: int, status_fd: int | None, cfg_fd: int | None, state_sock
+    ) -> None:
         self.pid = pid
         self.pidfd = pidfd
         self.log_fd = log_fd
         self.status_fd = status_fd
         self.cfg_fd = cfg_fd  # open until the runtime is started
+        # Our Python runtime's description of its module before each freeze (snapshot.py): a
+        # datagram socket of its own, not the Runtime API, so that no other runtime sees it.
+        self.state_sock = state_sock
         self.status = 0  # wait status, once reaped
 
 
@@ -219,17 +227,20 @@ class Agent:
         cfg_r, cfg_w = os.pipe()
         log_r, log_w = os.pipe()
         status_r, status_w = os.pipe()
+        state_r, state_w = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         pid = os.fork()
         if pid == 0:
             os.close(cfg_w)
             os.close(log_r)
             os.close(status_r)
-            self.become_runtime(cfg_r, log_w, status_w)
+            self.become_runtime(cfg_r, log_w, status_w, state_w.fileno())
         for fd in (cfg_r, log_w, status_w):
             os.close(fd)
+        state_w.close()
+        state_r.setblocking(False)
         os.set_blocking(log_r, False)
         pidfd = os.pidfd_open(pid)
-        self.runtime = Runtime(pid, pidfd, log_r, status_r, cfg_w)
+        self.runtime = Runtime(pid, pidfd, log_r, status_r, cfg_w, state_r)
         self.sel.register(log_r, EVENT_READ, "log")
         self.sel.register(pidfd, EVENT_READ, "exit")
         self.sel.register(status_r, EVENT_READ, "status")
@@ -250,14 +261,14 @@ class Agent:
         os.close(rt.cfg_fd)
         rt.cfg_fd = None
 
-    def become_runtime(self, cfg_r: int, log_w: int, status_w: int) -> None:
+    def become_runtime(self, cfg_r: int, log_w: int, status_w: int, state_w: int) -> None:
         """In the forked child: drop the agent's descriptors, wait for a config, become the runtime."""
         try:
             devnull = os.open("/dev/null", os.O_RDONLY)
             os.dup2(devnull, 0)
             os.dup2(log_w, 1)
             os.dup2(log_w, 2)
-            keep = {0, 1, 2, status_w, cfg_r}
+            keep = {0, 1, 2, status_w, cfg_r, state_w}
             for name in os.listdir("/proc/self/fd"):
                 fd = int(name)
                 if fd not in keep:
@@ -288,9 +299,10 @@ class Agent:
             os.environ.update(config["env"])
             os.chdir(config.get("task_root", "/var/task"))
             if config["runtime"] == "python":
-                bootstrap.run_forked(config["handler"], status_w)
+                bootstrap.run_forked(config["handler"], status_w, state_w)
                 os._exit(0)
             os.close(status_w)
+            os.close(state_w)  # another runtime describes nothing
             for candidate in ("/var/task/bootstrap", "/opt/bootstrap"):
                 if os.access(candidate, os.X_OK):
                     os.execve(candidate, [candidate], config["env"])
@@ -344,6 +356,7 @@ class Agent:
                 except (KeyError, ValueError):
                     pass
                 os.close(fd)
+        rt.state_sock.close()
         self.runtime = None
         if self.parked is not None:
             self.drop(self.parked)
@@ -464,6 +477,23 @@ class Agent:
                 return
             self.forward_log(data)
 
+    def forward_state(self) -> None:
+        """The runtime's latest description of its module to the host, before the result or
+        init.done that lets the host freeze it; garbage and oversized datagrams are dropped."""
+        rt = self.runtime
+        if rt is None:
+            return
+        latest = None
+        for _ in range(STATE_DRAIN):
+            try:
+                data = rt.state_sock.recv(contract.STATE_MAX_BYTES + 1)
+            except OSError:  # nothing more queued (BlockingIOError), or closed
+                break
+            if 0 < len(data) <= contract.STATE_MAX_BYTES:
+                latest = data
+        if latest is not None:
+            self.send({"t": "state"}, latest)
+
     def flush_dropped(self) -> None:
         if self.log_dropped:
             self.send({"t": "log.dropped", "bytes": self.log_dropped})
@@ -538,6 +568,7 @@ class Agent:
         if self.state == "init":
             self.state = "ready"
             self.flush_dropped()
+            self.forward_state()
             self.send({"t": "init.done"})
         elif self.state == "failed":
             return self.reply(conn, 403, transition_error("initError", "next"))
@@ -584,6 +615,7 @@ class Agent:
         self.flush_dropped()
         self.state = "ready"
         self.current_id = None
+        self.forward_state()
         if verb == "response":
             self.send(
                 {"t": "response", "id": request_id, "content_type": headers.get("content-type", "")},
@@ -607,6 +639,7 @@ class Agent:
             self.drain_logs()
             self.flush_dropped()
             self.state = "ready"
+            self.forward_state()
             self.send({"t": "too_large", "id": self.current_id, "size": refusal.length})
             self.current_id = None
 
