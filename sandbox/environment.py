@@ -454,7 +454,6 @@ class Environment:
         call = _Call(request_id, cold_reason)
         self._caller = threading.get_ident()
         self.invocations += 1
-        self.module_state = None  # this call's comes before its result
         try:
             if call.cold:
                 self.initialize()
@@ -534,6 +533,7 @@ class Environment:
         header.update(
             {k: v for k, v in headers.items() if k in ("client_context", "cognito_identity", "content_type")}
         )
+        self.module_state = None  # the call's own description comes before its result
         self.channel.send(header, payload)
         while True:
             frame = self.channel.receive(deadline)

@@ -99,7 +99,7 @@ def _scalar(value, t, limit: int):
     if t is str:
         if _len(value) <= limit:
             return "str", _repr(value)
-        return "str", _repr(value[:limit]) + f"… ({_len(value):,} chars)"
+        return "str", _repr(value[:limit])[:limit] + f"… ({_len(value):,} chars)"
     if t is bool:
         return "bool", "True" if value is True else "False"
     if t is _NoneType:
@@ -109,7 +109,7 @@ def _scalar(value, t, limit: int):
     if t is bytes:
         if _len(value) <= limit:
             return "bytes", _repr(value)
-        return "bytes", _repr(value[:limit]) + f"… ({_len(value):,} bytes)"
+        return "bytes", _repr(value[:limit])[:limit] + f"… ({_len(value):,} bytes)"
     if t is complex:
         return "complex", _repr(value)
     return None
@@ -121,7 +121,7 @@ def _item(value) -> str:
     scalar = _scalar(value, t, ITEM_TEXT)
     if scalar is not None:
         text = scalar[1]
-        return text if _len(text) <= ITEM_TEXT + 12 else text[: ITEM_TEXT + 11] + "…"
+        return text if _len(text) <= ITEM_TEXT * 2 else text[: ITEM_TEXT * 2 - 1] + "…"
     if t is list or t is tuple or t is dict or t is set or t is frozenset:
         return "<" + _name_of(t) + ">"
     return "<" + _name_of(t) + " object>"
