@@ -189,9 +189,16 @@ class Agent:
 
     # -- host channel -------------------------------------------------------
 
-    def send(self, header: dict, body: bytes = b"") -> None:
+    def send(self, header: dict, body: bytes = b"", before: bytes = b"") -> None:
+        """One frame to the host (``before``: frames already encoded, sent ahead of it in the same write)."""
+        data = frames.encode(header, body)
         try:
-            self.ctrl.sendall(frames.encode(header, body))
+            if before:  # one write for the usual small result; no copy of a large one
+                if len(data) < READ_CHUNK:
+                    data = before + data
+                else:
+                    self.ctrl.sendall(before)
+            self.ctrl.sendall(data)
         except OSError:
             os._exit(0)  # the host is gone; nothing left to serve
 
@@ -477,12 +484,12 @@ class Agent:
                 return
             self.forward_log(data)
 
-    def forward_state(self) -> None:
-        """The runtime's latest description of its module to the host, before the result or
-        init.done that lets the host freeze it; garbage and oversized datagrams are dropped."""
+    def state_frame(self) -> bytes:
+        """The runtime's latest description of its module, as a frame to send the host ahead of
+        the result or init.done that lets it freeze; empty and oversized datagrams are dropped."""
         rt = self.runtime
         if rt is None:
-            return
+            return b""
         latest = None
         for _ in range(STATE_DRAIN):
             try:
@@ -491,8 +498,7 @@ class Agent:
                 break
             if 0 < len(data) <= contract.STATE_MAX_BYTES:
                 latest = data
-        if latest is not None:
-            self.send({"t": "state"}, latest)
+        return frames.encode({"t": "state"}, latest) if latest is not None else b""
 
     def flush_dropped(self) -> None:
         if self.log_dropped:
@@ -568,8 +574,7 @@ class Agent:
         if self.state == "init":
             self.state = "ready"
             self.flush_dropped()
-            self.forward_state()
-            self.send({"t": "init.done"})
+            self.send({"t": "init.done"}, before=self.state_frame())
         elif self.state == "failed":
             return self.reply(conn, 403, transition_error("initError", "next"))
         elif self.state == "busy":
@@ -615,14 +620,15 @@ class Agent:
         self.flush_dropped()
         self.state = "ready"
         self.current_id = None
-        self.forward_state()
+        state = self.state_frame()
         if verb == "response":
             self.send(
                 {"t": "response", "id": request_id, "content_type": headers.get("content-type", "")},
                 body,
+                before=state,
             )
         else:
-            self.send({"t": "error", "id": request_id, "error_type": error_type(headers)}, body)
+            self.send({"t": "error", "id": request_id, "error_type": error_type(headers)}, body, before=state)
 
     def on_init_error(self, conn, headers, body) -> None:
         if self.state != "init":
@@ -639,8 +645,8 @@ class Agent:
             self.drain_logs()
             self.flush_dropped()
             self.state = "ready"
-            self.forward_state()
-            self.send({"t": "too_large", "id": self.current_id, "size": refusal.length})
+            state = self.state_frame()
+            self.send({"t": "too_large", "id": self.current_id, "size": refusal.length}, before=state)
             self.current_id = None
 
     # -- HTTP output --------------------------------------------------------
