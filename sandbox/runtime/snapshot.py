@@ -1,6 +1,6 @@
 """What the State inspector shows of a frozen environment's module, described without running user code.
 
-Our runtime calls ``send`` after Init and after each call (the result is ready, not
+Our runtime calls ``Sender.send`` after Init and after each call (the result is ready, not
 yet posted), so the agent holds the description before the host freezes the
 environment: inspecting it later needs no thaw and no call. A user-defined
 ``__repr__``, ``__getattr__``, property, ``__len__``, ``__eq__``/``__hash__`` or
@@ -30,7 +30,7 @@ MAX_SCAN = 1024  # entries of the module's dict looked at, described or not
 ITEMS = 4  # a container's first items shown
 ITEM_TEXT = 24
 
-# Bound now, before any user code runs: a function that replaces ``os.listdir`` or ``type``
+# Bound now, before any user code runs: a function that replaces ``os.fstat`` or ``type``
 # in its own namespace does not reach these.
 _type = type
 _issubclass = issubclass
