@@ -9,7 +9,15 @@ Plain Python: no Django, no Celery.
 """
 
 from .environment import InvokeResult
-from .pool import EnvironmentPool, PoolCapacityError, PoolError
+from .pool import EnvironmentBusy, EnvironmentNotFound, EnvironmentPool, PoolCapacityError, PoolError
 from .spec import FunctionSpec
 
-__all__ = ["EnvironmentPool", "FunctionSpec", "InvokeResult", "PoolCapacityError", "PoolError"]
+__all__ = [
+    "EnvironmentBusy",
+    "EnvironmentNotFound",
+    "EnvironmentPool",
+    "FunctionSpec",
+    "InvokeResult",
+    "PoolCapacityError",
+    "PoolError",
+]

@@ -25,7 +25,8 @@ class EnvironmentLost(Exception):
 
 
 class ControlChannel:
-    """Frames over one non-blocking Unix socket; log frames go to ``on_log`` as they come."""
+    """Frames over one non-blocking Unix socket; log frames go to ``on_log`` as they come, and
+    the runtime's description of its module (``state``, for the State inspector) to ``on_state``."""
 
     def __init__(
         self,
@@ -33,11 +34,13 @@ class ControlChannel:
         *,
         on_log: Callable[[bytes], None],
         on_log_dropped: Callable[[], None],
+        on_state: Callable[[bytes], None] | None = None,
     ) -> None:
         self.sock = sock
         self.sock.setblocking(False)
         self._on_log = on_log
         self._on_log_dropped = on_log_dropped
+        self._on_state = on_state
         self._reader = frames.FrameReader()
         self._frames: collections.deque = collections.deque()
         self._poll = select.poll()
@@ -72,6 +75,9 @@ class ControlChannel:
                     self._on_log(body)
                 elif kind == "log.dropped":
                     self._on_log_dropped()
+                elif kind == "state":
+                    if self._on_state is not None:
+                        self._on_state(body)
                 else:
                     return header, body
             remaining = deadline - time.monotonic()

@@ -70,9 +70,13 @@ def lambda_handler(event, context):
     except PermissionError:
         facts["cannot signal host processes"] = True
     inherited = []
+    from _lambdalab_runtime import bootstrap
+
+    state = bootstrap._state  # made in the jail: the State inspector's socket to the agent, /proc/self/task
+    own = {state.sock.fileno(), state.tasks_fd} if state is not None else set()
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd < 3:
+        if fd < 3 or fd in own:
             continue
         try:
             mode = os.fstat(fd).st_mode

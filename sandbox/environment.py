@@ -155,6 +155,12 @@ class Environment:
         # The execution role's credentials, as Lambda puts them in the environment: placeholders
         # (no network reaches AWS from a jail), one set per environment, so that SDK clients build.
         self.credentials = placeholder_credentials()
+        # The State inspector's view of the module (inspector.py): the runtime's description from
+        # before the latest freeze, raw (parsed only when inspected), and when it came.
+        self.module_state: tuple[bytes, float] | None = None
+
+    def _on_module_state(self, body: bytes) -> None:
+        self.module_state = (body, time.time()) if len(body) <= contract.STATE_MAX_BYTES else None
 
     # -- state and events ------------------------------------------------------
 
@@ -255,7 +261,12 @@ class Environment:
             jail_sock.close()
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
-        self.channel = ControlChannel(host_sock, on_log=self.log.output, on_log_dropped=self.log.truncate)
+        self.channel = ControlChannel(
+            host_sock,
+            on_log=self.log.output,
+            on_log_dropped=self.log.truncate,
+            on_state=self._on_module_state,
+        )
         try:
             hello = self.channel.receive(deadline)
         except EnvironmentLost:
@@ -533,6 +544,7 @@ class Environment:
         header.update(
             {k: v for k, v in headers.items() if k in ("client_context", "cognito_identity", "content_type")}
         )
+        self.module_state = None  # the call's own description comes before its result
         self.channel.send(header, payload)
         while True:
             frame = self.channel.receive(deadline)
@@ -732,6 +744,7 @@ class Environment:
         """
         self._sample_memory()
         self.runtime_ready = False
+        self.module_state = None  # its module is gone with it
         self.reset_reason = next_init
         if self.cgroup is not None:
             # Unthrottled, so that a runtime which spent the quota cannot slow its own cleanup.

@@ -43,6 +43,7 @@ RUNTIME_FILES = (
     "fastjson.py",
     "frames.py",
     "http.py",
+    "snapshot.py",
 )
 JAIL_UID, JAIL_GID = 993, 990  # Lambda's sbx_user1051
 UID_BASE = 1_000_000

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import cgroup, jail
+from . import cgroup, inspector, jail
 from .environment import SHUTDOWN_GRACE_S, TEARDOWN_WAIT_S, Environment, EnvironmentLost, Isolation, State
 from .isolation import disabled_from_env, probe
 from .result import InitReason, InvokeResult
@@ -41,6 +41,14 @@ class PoolError(Exception):
 
 class PoolCapacityError(PoolError):
     """Every environment slot is in use; Lambda would answer 429 TooManyRequestsException."""
+
+
+class EnvironmentNotFound(PoolError):
+    """No live environment of this pool has that id."""
+
+
+class EnvironmentBusy(PoolError):
+    """The environment is not idle (an invocation, its Init or a control is running in it)."""
 
 
 class EnvironmentPool:
@@ -324,6 +332,27 @@ class EnvironmentPool:
         finally:
             self._release(env)
         return True
+
+    def inspect(self, environment_id: str) -> dict:
+        """What an idle (frozen) environment holds, without thawing it or running its code: its
+        module's names as described before its last freeze, its threads, and its /tmp listed
+        now (``inspector.py``). Held out of the idle list meanwhile, as a reset is, so no call
+        thaws it mid-listing. Raises ``EnvironmentNotFound`` or ``EnvironmentBusy``."""
+        with self._lock:
+            env = self._all.get(environment_id)
+            if env is None or env.spec is None:
+                raise EnvironmentNotFound(f"no environment {environment_id} in this pool")
+            if env.state != State.IDLE:
+                raise EnvironmentBusy(f"environment {environment_id} is {env.state.value}")
+            idle = self._idle.get(env.spec.key, [])
+            idle.remove(env)
+            if not idle:
+                self._idle.pop(env.spec.key, None)
+            env.transition(State.BUSY)
+        try:
+            return inspector.inspect(env)
+        finally:
+            self._release(env)
 
     def age_environment(self, environment_id: str, seconds: float) -> bool:
         """Move an idle environment's idle clock on by ``seconds`` (idle eviction then comes

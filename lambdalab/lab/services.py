@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from sandbox import FunctionSpec, PoolError
+from sandbox import EnvironmentBusy, EnvironmentNotFound, FunctionSpec, PoolError
 from sandbox.result import InitReason, InvokeResult
 
 from . import placement, rds, stream
@@ -71,6 +71,14 @@ class Throttled(LabError):
 
 class NotFound(LabError):
     status = 404
+
+
+class Conflict(LabError):
+    status = 409
+
+
+class NoAnswer(LabError):
+    status = 504
 
 
 # -- validation ----------------------------------------------------------------------------
@@ -760,6 +768,62 @@ def environment_control(*, function: Function, environment_id: str, action: str,
         (environment_id, action, float(seconds)), queue=placement.worker_queue(env["worker"]), expires=30
     )
     return env["worker"]
+
+
+INSPECT_WAIT_S = 3.0  # how long a request waits for the worker holding the environment
+
+
+def environment_inspect(*, function: Function, environment_id: str) -> dict:
+    """The State inspector: what a frozen environment of the function holds (its module's names
+    as described before its last freeze, its threads, its /tmp now), asked of the worker that
+    holds it, which answers on a Redis list the request waits on for ``INSPECT_WAIT_S``."""
+    env = next((e for e in stream.environments(str(function.pk)) if e["id"] == environment_id), None)
+    if env is None:
+        raise NotFound("No such live environment of this function", code="ResourceNotFoundException")
+    if env.get("state") != "frozen":
+        raise _busy(env.get("state") or "busy")
+    from .tasks import inspect_environment
+
+    reply_to = rds.key("inspect", uuid.uuid4().hex)
+    inspect_environment.apply_async(
+        (environment_id, reply_to), queue=placement.worker_queue(env["worker"]), expires=INSPECT_WAIT_S
+    )
+    answer = rds.client().blpop([reply_to], timeout=INSPECT_WAIT_S)
+    if answer is None:
+        raise NoAnswer(
+            f"The worker holding this environment did not answer within {INSPECT_WAIT_S:.0f} s",
+            code="ServiceException",
+        )
+    answer = json.loads(answer[1])
+    if answer.get("error") == "busy":
+        raise _busy("busy")
+    if answer.get("error"):
+        raise NotFound("No such live environment of this function", code="ResourceNotFoundException")
+    return answer["state"]
+
+
+def _busy(state: str) -> Conflict:
+    return Conflict(
+        f"The environment is {state}: it can be inspected once it is frozen again",
+        code="ResourceConflictException",
+    )
+
+
+def environment_inspect_here(*, environment_id: str, reply_to: str) -> None:
+    """On a worker: inspect the environment and put the answer where the request waits for it."""
+    from .worker import runtime
+
+    try:
+        answer = {"state": runtime().pool.inspect(environment_id)}
+    except EnvironmentNotFound:
+        answer = {"error": "not_found"}
+    except EnvironmentBusy:
+        answer = {"error": "busy"}
+    client = rds.client()
+    with client.pipeline() as pipe:  # the list outlives a request that gave up only briefly
+        pipe.rpush(reply_to, json.dumps(answer))
+        pipe.expire(reply_to, 30)
+        pipe.execute()
 
 
 def environment_control_here(*, environment_id: str, action: str, seconds: float) -> bool:

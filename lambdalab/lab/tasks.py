@@ -25,6 +25,11 @@ def control_environment(environment_id: str, action: str, seconds: float):
     services.environment_control_here(environment_id=environment_id, action=action, seconds=seconds)
 
 
+@shared_task(name="lab.inspect_environment", ignore_result=True)
+def inspect_environment(environment_id: str, reply_to: str):
+    services.environment_inspect_here(environment_id=environment_id, reply_to=reply_to)
+
+
 @shared_task(name="lab.shutdown_environments", ignore_result=True)
 def shutdown_environments(function_id: str):
     services.environments_shutdown_here(function_id=function_id)

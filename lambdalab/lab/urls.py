@@ -36,6 +36,11 @@ urlpatterns = [
         views.function_tuning,
         name="function-tuning",
     ),
+    path(
+        "api/functions/<uuid:function_id>/environments/<str:environment_id>/state",
+        views.environment_state,
+        name="environment-state",
+    ),
     path("api/invocations/<uuid:request_id>", views.invocation_detail, name="invocation"),
     path("api/invocations/<uuid:request_id>/response", views.invocation_response, name="invocation-response"),
     path("api/isolation", views.isolation_report, name="isolation"),

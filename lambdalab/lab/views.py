@@ -253,6 +253,14 @@ def environment_control(request: HttpRequest, function_id, environment_id: str) 
     return JsonResponse({"worker": worker}, status=202)
 
 
+@require_GET
+@api
+def environment_state(request: HttpRequest, function_id, environment_id: str) -> JsonResponse:
+    """The State inspector: a frozen environment's names and /tmp, without running its code."""
+    function = _function_or_404(request, function_id)
+    return JsonResponse(services.environment_inspect(function=function, environment_id=environment_id))
+
+
 def _invocation_or_404(request, request_id) -> Invocation:
     # Pending first, then the table: a worker writes the row before it stops being pending, so a
     # call that is in neither place when looked at in this order does not exist.

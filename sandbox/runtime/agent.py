@@ -105,6 +105,9 @@ MAX_CONNECTIONS = 32
 # Output forwarded per phase (one byte more than the host keeps, so it sees the cut).
 LOG_LIMIT = contract.LOG_LIMIT + 1
 READ_CHUNK = 64 * 1024
+# Datagrams read from the state socket per forward: its queue is bounded by the kernel, and a
+# function flooding it only loses its own State inspector's view.
+STATE_DRAIN = 1024
 SIGNAL_NAMES = {
     signal.SIGKILL: "killed",
     signal.SIGSEGV: "segmentation fault",
@@ -139,12 +142,17 @@ class Connection(http.Connection):
 
 
 class Runtime:
-    def __init__(self, pid: int, pidfd: int, log_fd: int, status_fd: int | None, cfg_fd: int | None) -> None:
+    def __init__(
+        self, pid: int, pidfd: int, log_fd: int, status_fd: int | None, cfg_fd: int | None, state_sock
+    ) -> None:
         self.pid = pid
         self.pidfd = pidfd
         self.log_fd = log_fd
         self.status_fd = status_fd
         self.cfg_fd = cfg_fd  # open until the runtime is started
+        # Our Python runtime's description of its module before each freeze (snapshot.py): a
+        # datagram socket of its own, not the Runtime API, so that no other runtime sees it.
+        self.state_sock = state_sock
         self.status = 0  # wait status, once reaped
 
 
@@ -181,9 +189,16 @@ class Agent:
 
     # -- host channel -------------------------------------------------------
 
-    def send(self, header: dict, body: bytes = b"") -> None:
+    def send(self, header: dict, body: bytes = b"", before: bytes = b"") -> None:
+        """One frame to the host (``before``: frames already encoded, sent ahead of it in the same write)."""
+        data = frames.encode(header, body)
         try:
-            self.ctrl.sendall(frames.encode(header, body))
+            if before:  # one write for the usual small result; no copy of a large one
+                if len(data) < READ_CHUNK:
+                    data = before + data
+                else:
+                    self.ctrl.sendall(before)
+            self.ctrl.sendall(data)
         except OSError:
             os._exit(0)  # the host is gone; nothing left to serve
 
@@ -219,17 +234,20 @@ class Agent:
         cfg_r, cfg_w = os.pipe()
         log_r, log_w = os.pipe()
         status_r, status_w = os.pipe()
+        state_r, state_w = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         pid = os.fork()
         if pid == 0:
             os.close(cfg_w)
             os.close(log_r)
             os.close(status_r)
-            self.become_runtime(cfg_r, log_w, status_w)
+            self.become_runtime(cfg_r, log_w, status_w, state_w.fileno())
         for fd in (cfg_r, log_w, status_w):
             os.close(fd)
+        state_w.close()
+        state_r.setblocking(False)
         os.set_blocking(log_r, False)
         pidfd = os.pidfd_open(pid)
-        self.runtime = Runtime(pid, pidfd, log_r, status_r, cfg_w)
+        self.runtime = Runtime(pid, pidfd, log_r, status_r, cfg_w, state_r)
         self.sel.register(log_r, EVENT_READ, "log")
         self.sel.register(pidfd, EVENT_READ, "exit")
         self.sel.register(status_r, EVENT_READ, "status")
@@ -250,14 +268,14 @@ class Agent:
         os.close(rt.cfg_fd)
         rt.cfg_fd = None
 
-    def become_runtime(self, cfg_r: int, log_w: int, status_w: int) -> None:
+    def become_runtime(self, cfg_r: int, log_w: int, status_w: int, state_w: int) -> None:
         """In the forked child: drop the agent's descriptors, wait for a config, become the runtime."""
         try:
             devnull = os.open("/dev/null", os.O_RDONLY)
             os.dup2(devnull, 0)
             os.dup2(log_w, 1)
             os.dup2(log_w, 2)
-            keep = {0, 1, 2, status_w, cfg_r}
+            keep = {0, 1, 2, status_w, cfg_r, state_w}
             for name in os.listdir("/proc/self/fd"):
                 fd = int(name)
                 if fd not in keep:
@@ -292,9 +310,10 @@ class Agent:
                 # other end closed raises BrokenPipeError, rather than killing the runtime
                 signal.signal(signal.SIGPIPE, signal.SIG_IGN)
                 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-                bootstrap.run_forked(config["handler"], status_w)
+                bootstrap.run_forked(config["handler"], status_w, state_w)
                 os._exit(0)
             os.close(status_w)
+            os.close(state_w)  # another runtime describes nothing
             for candidate in ("/var/task/bootstrap", "/opt/bootstrap"):
                 if os.access(candidate, os.X_OK):
                     os.execve(candidate, [candidate], config["env"])
@@ -348,6 +367,7 @@ class Agent:
                 except (KeyError, ValueError):
                     pass
                 os.close(fd)
+        rt.state_sock.close()
         self.runtime = None
         if self.parked is not None:
             self.drop(self.parked)
@@ -468,6 +488,22 @@ class Agent:
                 return
             self.forward_log(data)
 
+    def state_frame(self) -> bytes:
+        """The runtime's latest description of its module, as a frame to send the host ahead of
+        the result or init.done that lets it freeze; empty and oversized datagrams are dropped."""
+        rt = self.runtime
+        if rt is None:
+            return b""
+        latest = None
+        for _ in range(STATE_DRAIN):
+            try:
+                data = rt.state_sock.recv(contract.STATE_MAX_BYTES + 1)
+            except OSError:  # nothing more queued (BlockingIOError), or closed
+                break
+            if 0 < len(data) <= contract.STATE_MAX_BYTES:
+                latest = data
+        return frames.encode({"t": "state"}, latest) if latest is not None else b""
+
     def flush_dropped(self) -> None:
         if self.log_dropped:
             self.send({"t": "log.dropped", "bytes": self.log_dropped})
@@ -542,7 +578,7 @@ class Agent:
         if self.state == "init":
             self.state = "ready"
             self.flush_dropped()
-            self.send({"t": "init.done"})
+            self.send({"t": "init.done"}, before=self.state_frame())
         elif self.state == "failed":
             return self.reply(conn, 403, transition_error("initError", "next"))
         elif self.state == "busy":
@@ -588,13 +624,15 @@ class Agent:
         self.flush_dropped()
         self.state = "ready"
         self.current_id = None
+        state = self.state_frame()
         if verb == "response":
             self.send(
                 {"t": "response", "id": request_id, "content_type": headers.get("content-type", "")},
                 body,
+                before=state,
             )
         else:
-            self.send({"t": "error", "id": request_id, "error_type": error_type(headers)}, body)
+            self.send({"t": "error", "id": request_id, "error_type": error_type(headers)}, body, before=state)
 
     def on_init_error(self, conn, headers, body) -> None:
         if self.state != "init":
@@ -611,7 +649,8 @@ class Agent:
             self.drain_logs()
             self.flush_dropped()
             self.state = "ready"
-            self.send({"t": "too_large", "id": self.current_id, "size": refusal.length})
+            state = self.state_frame()
+            self.send({"t": "too_large", "id": self.current_id, "size": refusal.length}, before=state)
             self.current_id = None
 
     # -- HTTP output --------------------------------------------------------

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from . import contract, fastjson
+from . import contract, fastjson, snapshot
 
 API_ADDR = (contract.API_HOST, contract.API_PORT)
 API_UNIX = contract.API_UNIX  # the agent's cheaper door to the same API
@@ -33,6 +33,10 @@ UNHANDLED_WARNING = (
 )
 
 _current_request_id = None
+# The handler's module, and our end of the agent's state socket: a safe description of the
+# module goes to the agent before each freeze, for the State inspector (snapshot.py).
+_module = None
+_state = None
 # Lambda's own variables, read once: they are fixed for the environment's life.
 _STATIC = {}
 
@@ -364,6 +368,8 @@ def load_handler(handler):
             f"Syntax error in module '{modname}': {e}",
             trace,
         ) from None
+    global _module
+    _module = module
     try:
         return getattr(module, fname)
     except AttributeError:
@@ -502,6 +508,9 @@ def handle(client, request_handler, headers, body):
         error = make_error(e.msg, e.exception_type, e.trace, request_id)
     except Exception as e:
         error = fault_from_exception(e, request_id)
+    # Before the result is posted: the host freezes the environment once it has the result.
+    if _state is not None:
+        _state.send(_module, request_id)
     # A 413 (response over 6 MB) needs nothing from us: the agent reports it.
     if error is not None:
         log_error(error)
@@ -528,8 +537,9 @@ def report_init_error(error_type, message):
     RuntimeClient().post_init_error(error)
 
 
-def run_forked(handler, status_fd):
+def run_forked(handler, status_fd, state_fd=None):
     """Entry point in the runtime process the agent forked."""
+    global _state
     sys.stdin = open(0, closefd=False)  # noqa: SIM115
     sys.stdout = _Unbuffered(open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False))  # noqa: SIM115
     sys.stderr = _Unbuffered(open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False))  # noqa: SIM115
@@ -546,6 +556,7 @@ def run_forked(handler, status_fd):
     ):
         _STATIC[name] = os.environ.get(name)
     install_logging()
+    _state = snapshot.Sender.open(state_fd)
     # Runtime init is done: from here on it is the function's own init.
     if status_fd is not None:
         os.write(status_fd, b"R")
@@ -562,6 +573,8 @@ def run_forked(handler, status_fd):
         log_error(error)
         client.post_init_error(error)
         sys.exit(1)
+    if _state is not None:
+        _state.send(_module, "")  # after Init: before the first /next
     while True:
         headers, body = client.next()
         handle(client, request_handler, headers, body)

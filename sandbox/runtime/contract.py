@@ -21,6 +21,12 @@ MAX_PAYLOAD = 6 * 1024 * 1024 + 100  # 6,291,556 bytes, as Lambda's RAPID
 LOG_LIMIT = 256 * 1024  # bytes of function output per phase (the agent forwards one more to mark a cut)
 MAX_LOG_LINES = 10_000
 
+# The State inspector's description of the handler module, taken before each freeze
+# (``snapshot.py``): at most this many names, each description this long, this many bytes in all.
+STATE_MAX_NAMES = 64
+STATE_MAX_TEXT = 120
+STATE_MAX_BYTES = 8 * 1024
+
 # The variables Lambda sets for every function (the runtime sees these and the function's own).
 LAMBDA_VARIABLES = (
     "PATH",

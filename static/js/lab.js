@@ -14,6 +14,7 @@ import {
   setDiagnostics,
   indentWithTab,
 } from "/static/vendor/codemirror.js";
+import { Inspector, inspectButton } from "./inspector.js";
 import { ENDED, LabModel, shortId } from "./model.js";
 import { SettingsForm, formatEnvironment } from "./settings.js";
 import { ShareDialog } from "./share.js";
@@ -51,6 +52,7 @@ const signals = (window.lambdalab = {
       return { request_id, status, cold, init_reason, init_reason_text, environment, error_type, response };
     }),
   environmentIds: () => [...model.lanes.keys()],
+  inspected: () => inspector.loads, // State inspector answers drawn
 });
 
 // -- the server's clock: event times are the server's; "now" on the timeline must match ------
@@ -112,6 +114,10 @@ const timeline = new Timeline($("timeline"), {
   onFollowChange: (on) => ($("tl-follow").checked = on),
 });
 const table = new InvocationTable($("table"), { model, now, onSelect: (id, opts) => select(id, opts) });
+const inspector = new Inspector($("inspector"), {
+  fetchState: (env) => api("GET", `/api/functions/${functionId}/environments/${env}/state`),
+  shortId: (id) => shortId(id, 6),
+});
 const logPanel = new LogPanel($("log-panel"), {
   model,
   fetchDetail: (id) => api("GET", `/api/invocations/${id}`),
@@ -573,8 +579,9 @@ const STATE_BADGES = {
 $("alive").addEventListener("click", async (e) => {
   const button = e.target.closest("button[data-action]");
   if (!button) return;
-  button.disabled = true;
   const { env, action } = button.dataset;
+  if (action === "inspect") return inspector.open(env);
+  button.disabled = true;
   try {
     await api("POST", `/api/functions/${functionId}/environments/${env}`, { action, seconds: 60 });
     notice(
@@ -593,6 +600,7 @@ $("alive").addEventListener("click", async (e) => {
 function renderAlive() {
   const lanes = model.liveLanes();
   $("alive-count").textContent = lanes.length;
+  inspector.keepOnly(lanes.map((lane) => lane.id));
   const t = now();
   $("alive").innerHTML = lanes.length
     ? lanes
@@ -607,6 +615,7 @@ function renderAlive() {
                 `<button type="button" class="mini" data-env="${esc(lane.id)}" data-action="evict" aria-label="Evict environment ${esc(lane.short)} now" title="Shut it down as its idle eviction would">evict now</button>` +
                 `<button type="button" class="mini" data-env="${esc(lane.id)}" data-action="reset" aria-label="Reset the runtime of environment ${esc(lane.short)}" title="Kill its runtime as a crash would: the next call re-initialises here">reset runtime</button>` +
                 `<button type="button" class="mini" data-env="${esc(lane.id)}" data-action="age" aria-label="Age environment ${esc(lane.short)} by one minute" title="Move its idle clock on by 60 s">+60 s idle</button>` +
+                inspectButton(lane) +
                 `</span>`
               : "") +
             `</li>`,

@@ -252,3 +252,50 @@ def test_always_cold_beside_lambdas_model_then_provisioned_concurrency(page):
     new = set(page.evaluate("window.lambdalab.environmentIds()")) - before
     assert len(new) == 1 and {c["environment"] for c in burst if c["cold"]} == new
     shot(page, "11-provisioned-concurrency")
+
+
+INSPECTED = """CACHE = {"model": "loaded"}
+calls = 0
+
+with open("/tmp/model.bin", "wb") as f:
+    f.write(b"m" * 4096)
+
+
+class Sneaky:
+    def __repr__(self):
+        with open("/tmp/called", "a") as f:
+            f.write("repr ran")
+        return "sneaky"
+
+
+SNEAKY = Sneaky()
+NOTE = "<img src=x onerror=alert(1)>"
+
+
+def lambda_handler(event, context):
+    global calls
+    calls += 1
+    return {"calls": calls}
+"""
+
+
+def test_the_state_inspector_shows_a_frozen_environments_globals_and_tmp(page):
+    set_code(page, INSPECTED)
+    invoke(page, 2)
+    page.get_by_role("button", name=re.compile(r"^Inspect the state of environment")).click()
+    page.wait_for_function("window.lambdalab.inspected() >= 1", timeout=15_000)
+    panel = page.get_by_role("region", name=re.compile(r"^State of environment"))
+    names = panel.get_by_role("table", name=re.compile(r"^Module globals"))
+    assert names.get_by_role("row", name=re.compile(r"^calls int 2$")).is_visible()
+    assert names.get_by_role("row", name=re.compile(r"^SNEAKY Sneaky <Sneaky object>$")).is_visible()
+    assert names.get_by_role(
+        "row", name="NOTE str '<img src=x onerror=alert(1)>'"
+    ).is_visible()  # text, not HTML
+    assert panel.locator("img").count() == 0
+    tmp = panel.get_by_role("table", name=re.compile(r"^.tmp \d+$"))  # "/tmp 1": no slash in the pattern
+    assert tmp.get_by_role("row", name="/tmp/model.bin 4.0 KB file").is_visible()
+    assert tmp.get_by_text("/tmp/called").count() == 0  # its __repr__ never ran
+    page.locator("#inspector").evaluate("el => el.scrollIntoView({block: 'end'})")
+    shot(page, "10-state-inspector")
+    invoke(page)
+    assert json.loads(calls(page)[0]["response"]) == {"calls": 3}  # inspecting ran nothing of the function
