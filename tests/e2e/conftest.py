@@ -109,7 +109,25 @@ def page(browser, lab_server, transactional_db):
     page.errors = errors
     yield page
     context.close()
+    shut_down_everything()
     assert not errors, f"the page raised: {errors}"
+
+
+def shut_down_everything(timeout: float = 30.0) -> None:
+    """The test's environments shut down (provisioned ones too) before its tables are emptied:
+    every page comes from 127.0.0.1, and live environments are bounded per address."""
+    from lambdalab.lab import services, stream
+    from lambdalab.lab.models import Function
+
+    functions = list(Function.objects.all())
+    for function in functions:
+        Function.objects.filter(pk=function.pk).update(provisioned_concurrency=0)
+        services.environments_shutdown(function=function)
+    deadline = time.monotonic() + timeout
+    while any(stream.environments(str(f.pk)) for f in functions):
+        if time.monotonic() > deadline:
+            raise AssertionError("the test's environments did not shut down")
+        time.sleep(0.05)  # each worker shuts its own down and publishes their ends
 
 
 def shot(page, name: str) -> None:

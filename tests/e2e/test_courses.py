@@ -7,7 +7,7 @@ import pytest
 from lambdalab.courses import builtin
 from lambdalab.courses.models import Course, Enrollment, Scenario
 
-from .conftest import shot
+from .conftest import shot, shut_down_everything
 
 pytestmark = pytest.mark.slow
 
@@ -21,6 +21,7 @@ def student(browser, lab_server, transactional_db):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     yield page
     context.close()
+    shut_down_everything()
     assert not errors, errors
 
 
@@ -79,6 +80,7 @@ def instructor(browser, lab_server, transactional_db):
     page.wait_for_url("**/admin/")
     yield page
     context.close()
+    shut_down_everything()
     assert not errors, errors
 
 

@@ -79,7 +79,9 @@ def test_a_tuning_runs_every_size_and_more_memory_makes_cpu_bound_code_faster(la
         assert result["init_cost_usd"] == pytest.approx(
             size / 1024 * result["init_billed_ms"] / 1000 * GB_S_USD
         )
-        assert cold["billed_duration_ms"] == math.ceil(cold["duration_ms"] + cold["init_duration_ms"])
+        # Init billed too; the figures are shown to 2 decimals, the bill is of the exact ones
+        spent = cold["duration_ms"] + cold["init_duration_ms"]
+        assert math.ceil(spent - 0.01) <= cold["billed_duration_ms"] <= math.ceil(spent + 0.01)
     # (512 MB's share of a core is over a short call's CPU time in each quota period: not slower)
     assert by_size[1769]["p50_ms"] * 3 < by_size[128]["p50_ms"]
     # 512 MB may tie with 1,769 MB on so short a call: the fastest is whichever measured so
