@@ -299,3 +299,22 @@ def test_the_state_inspector_shows_a_frozen_environments_globals_and_tmp(page):
     shot(page, "10-state-inspector")
     invoke(page)
     assert json.loads(calls(page)[0]["response"]) == {"calls": 3}  # inspecting ran nothing of the function
+
+
+def test_a_connection_opened_in_init_is_reused_by_warm_calls_and_marked_on_the_timeline(page):
+    from lambdalab.courses import builtin
+
+    set_code(page, builtin.CONNECT_IN_INIT)
+    invoke(page, 3)
+    shown = calls(page)
+    assert [json.loads(c["response"]) for c in reversed(shown)] == [
+        {"calls": n, "connections_opened": 1} for n in (1, 2, 3)
+    ]
+    page.wait_for_function("(window.lambdalab.counts['service.connect'] || 0) === 1", timeout=15_000)
+    assert page.locator(".mk-service").count() == 1
+    # a connection per call instead: one more opened by each call
+    set_code(page, builtin.CONNECT_PER_CALL)
+    invoke(page, 2)
+    assert [json.loads(c["response"])["connections_opened"] for c in calls(page)[:2]] == [3, 2]
+    page.wait_for_function("(window.lambdalab.counts['service.connect'] || 0) === 3", timeout=15_000)
+    shot(page, "12-connection-reuse")
