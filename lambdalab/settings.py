@@ -128,6 +128,10 @@ LAB_MAX_BURST = envint("LAB_MAX_BURST", "20")  # invocations at once, or in a ro
 LAB_MAX_PROVISIONED = envint("LAB_MAX_PROVISIONED", "5")  # provisioned concurrency per function
 LAB_INVOCATIONS_PER_MINUTE = envint("LAB_INVOCATIONS_PER_MINUTE", "300")  # per owner and per address
 LAB_MAX_LIVE_ENVIRONMENTS = envint("LAB_MAX_LIVE_ENVIRONMENTS", "30")  # per owner and per address
+LAB_NEW_FUNCTIONS_PER_HOUR = envint("LAB_NEW_FUNCTIONS_PER_HOUR", "60")  # per owner
+LAB_NEW_FUNCTIONS_PER_HOUR_PER_ADDRESS = envint(
+    "LAB_NEW_FUNCTIONS_PER_HOUR_PER_ADDRESS", "600"
+)  # a classroom
 LAB_DEFAULT_IDLE_S = float(os.getenv("LAB_DEFAULT_IDLE_S", "600"))
 LAB_ANONYMOUS_RETENTION_DAYS = envint("LAB_ANONYMOUS_RETENTION_DAYS", "7")
 

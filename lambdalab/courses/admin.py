@@ -73,7 +73,10 @@ class ScenarioAdmin(admin.ModelAdmin):
             raise PermissionDenied
         try:
             attempt = services.attempt_preview(
-                scenario=scenario, user=request.user, code=request.POST.get("code", "solution")
+                scenario=scenario,
+                user=request.user,
+                code=request.POST.get("code", "solution"),
+                address=request.META.get("REMOTE_ADDR", "unknown"),
             )
         except LabError as exc:
             self.message_user(request, exc.message, messages.ERROR)

@@ -21,7 +21,7 @@ def _owner(user, session_key: str) -> dict:
 
 
 @transaction.atomic
-def attempt_open(*, scenario: Scenario, user, session_key: str) -> Attempt:
+def attempt_open(*, scenario: Scenario, user, session_key: str, address: str | None = None) -> Attempt:
     """The student's current attempt at the scenario (one with its own function), made if needed."""
     owner = _owner(user, session_key)
     attempt = Attempt.objects.filter(
@@ -32,6 +32,7 @@ def attempt_open(*, scenario: Scenario, user, session_key: str) -> Attempt:
     function = lab.function_create(
         owner=user,
         session_key=session_key,
+        address=address,
         name=scenario.slug[:64],
         code=scenario.starter_code,
         event=scenario.default_event,
@@ -42,7 +43,9 @@ def attempt_open(*, scenario: Scenario, user, session_key: str) -> Attempt:
 
 
 @transaction.atomic
-def attempt_preview(*, scenario: Scenario, user, code: str = "solution") -> Attempt:
+def attempt_preview(
+    *, scenario: Scenario, user, code: str = "solution", address: str | None = None
+) -> Attempt:
     """An instructor's preview: a fresh attempt (never counted) on a function of their own with the
     reference solution (or the starter code), to read the page and run the checks as a student would."""
     if code not in ("solution", "starter"):
@@ -53,6 +56,7 @@ def attempt_preview(*, scenario: Scenario, user, code: str = "solution") -> Atte
     function = lab.function_create(
         owner=user,
         session_key="",
+        address=address,
         name=f"preview-{scenario.slug}"[:64],
         code=source,
         event=scenario.default_event,

@@ -12,7 +12,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from lambdalab.lab.account import remember_anonymous_owner
 from lambdalab.lab.account import session_key as _session_key
-from lambdalab.lab.services import LabError
+from lambdalab.lab.services import LabError, Throttled
+from lambdalab.lab.views import client_address, too_many
 
 from . import dashboard, services
 from .models import Attempt, Course, Enrollment, Scenario
@@ -50,9 +51,15 @@ def scenario_page(request: HttpRequest, slug: str, scenario_slug: str) -> HttpRe
     if chosen.isdigit():  # one of the visitor's own attempts (an instructor's preview)
         attempt = _mine(request).filter(scenario=scenario, pk=int(chosen)).first()
     if attempt is None:
-        attempt = services.attempt_open(
-            scenario=scenario, user=request.user, session_key=_session_key(request)
-        )
+        try:
+            attempt = services.attempt_open(
+                scenario=scenario,
+                user=request.user,
+                session_key=_session_key(request),
+                address=client_address(request),
+            )
+        except Throttled as exc:
+            return too_many(request, exc)
     remember_anonymous_owner(request, request.session.session_key)
     past = _mine(request).filter(scenario=scenario, preview=False).exclude(pk=attempt.pk)[:5]
     return render(

@@ -213,11 +213,63 @@ def _check_spec(version_values: dict) -> None:
 # -- functions ------------------------------------------------------------------------------
 
 
+# Counts of what an owner and an address made this hour, each with its limit: KEYS the counters,
+# ARGV their limits. Counts one more in each, or returns the index of the one at its limit
+# (nothing counted then).
+HOURLY = """
+for i, k in ipairs(KEYS) do
+  if tonumber(redis.call('GET', k) or '0') >= tonumber(ARGV[i]) then return i end
+end
+for _, k in ipairs(KEYS) do
+  redis.call('INCR', k)
+  redis.call('EXPIRE', k, 7200)
+end
+return 0
+"""
+
+
+def admit_hourly(*, what: str, owner_tag: str, address: str, per_owner: int, per_address: int) -> None:
+    """One more ``what`` (new functions, shared links) this hour for this owner and this address,
+    or ``Throttled`` if either is at its limit."""
+    hour = int(time.time() // 3600)
+    over = rds.client().eval(
+        HOURLY,
+        2,
+        rds.key("hourly", what, "o", owner_tag, hour),
+        rds.key("hourly", what, "a", address, hour),
+        per_owner,
+        per_address,
+    )
+    if over:
+        who, limit = ("you have", per_owner) if over == 1 else ("this address has", per_address)
+        raise Throttled(
+            f"Rate exceeded: {who} made {limit:,} {what} this hour; try again later",
+            code="TooManyRequestsException",
+        )
+
+
 @transaction.atomic
 def function_create(
-    *, owner=None, session_key: str = "", name: str = "my-function", locked: tuple = (), **values
+    *,
+    owner=None,
+    session_key: str = "",
+    name: str = "my-function",
+    locked: tuple = (),
+    address: str | None = None,
+    **values,
 ) -> Function:
+    """A new function and its first revision. ``address``: who asks, from where (a request's):
+    new functions per hour are bounded per owner and per address (``Throttled``)."""
     cleaned = _clean({"name": name, **values})
+    if address is not None:
+        user_id = owner.pk if owner is not None and owner.is_authenticated else None
+        admit_hourly(
+            what="new functions",
+            owner_tag=owner_tag(user_id, None if user_id else session_key),
+            address=address,
+            per_owner=settings.LAB_NEW_FUNCTIONS_PER_HOUR,
+            per_address=settings.LAB_NEW_FUNCTIONS_PER_HOUR_PER_ADDRESS,
+        )
     function = Function(
         owner=owner if owner is not None and owner.is_authenticated else None,
         session_key="" if owner is not None and owner.is_authenticated else session_key,

@@ -32,8 +32,13 @@ def _owner_tag(request: HttpRequest) -> str:
     return services.owner_tag(user_id, None if user_id else _session_key(request))
 
 
-def _address(request: HttpRequest) -> str:
+def client_address(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "unknown")
+
+
+def too_many(request: HttpRequest, exc: services.LabError) -> HttpResponse:
+    """A page (not JSON) refused for a bound: what and when to try again."""
+    return render(request, "lab/too_many.html", {"message": exc.message}, status=429)
 
 
 def _body(request: HttpRequest) -> dict:
@@ -92,9 +97,14 @@ def lab_page(request: HttpRequest, function_id=None) -> HttpResponse:
     account.remember_anonymous_owner(request, session_key)
     mine = selectors.functions_of(user=request.user, session_key=session_key)
     if function_id is None:
-        function = mine.select_related("latest").first() or services.function_create(
-            owner=request.user, session_key=session_key
-        )
+        function = mine.select_related("latest").first()
+        if function is None:
+            try:
+                function = services.function_create(
+                    owner=request.user, session_key=session_key, address=client_address(request)
+                )
+            except services.Throttled as exc:
+                return too_many(request, exc)
     else:
         function = selectors.function_for(user=request.user, session_key=session_key, function_id=function_id)
         if function is None:
@@ -147,7 +157,7 @@ def functions(request: HttpRequest) -> JsonResponse:
     if request.method == "POST":
         data = _body(request)
         function = services.function_create(
-            owner=request.user, session_key=session_key, **_only(data, CREATABLE)
+            owner=request.user, session_key=session_key, address=client_address(request), **_only(data, CREATABLE)
         )
         return JsonResponse(selectors.function_dict(function), status=201)
     mine = selectors.functions_of(user=request.user, session_key=session_key).select_related("latest")
@@ -207,7 +217,7 @@ def function_invoke(request: HttpRequest, function_id) -> JsonResponse:
         count=data.get("count", 1),
         event=data.get("event"),
         owner_tag=_owner_tag(request),
-        address=_address(request),
+        address=client_address(request),
     )
     return JsonResponse(
         {"batch": asked.batch, "request_ids": asked.request_ids, "revision": asked.revision}, status=202
@@ -321,7 +331,7 @@ def function_tunings(request: HttpRequest, function_id) -> JsonResponse:
         count=data.get("count", tuning.DEFAULT_COUNT),
         event=data.get("event"),
         owner_tag=_owner_tag(request),
-        address=_address(request),
+        address=client_address(request),
     )
     return JsonResponse(state, status=202)
 

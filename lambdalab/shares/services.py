@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 
 from lambdalab.lab import placement, rds
 from lambdalab.lab.models import Function, Invocation
-from lambdalab.lab.services import LabError, Throttled, function_create
+from lambdalab.lab.services import LabError, admit_hourly, function_create
 
 from .models import Share
 
@@ -366,33 +366,15 @@ def _check_size(content: dict, data: bytes) -> None:
 
 # -- making one ------------------------------------------------------------------------------
 
-# KEYS: the owner's and the address's counters for this hour. ARGV[1]: the limit. Returns 0 and
-# counts the new link in both, or the index of the key that is at its limit (nothing counted).
-ADMIT = """
-local limit = tonumber(ARGV[1])
-for i, k in ipairs(KEYS) do
-  if tonumber(redis.call('GET', k) or '0') >= limit then return i end
-end
-for _, k in ipairs(KEYS) do
-  redis.call('INCR', k)
-  redis.call('EXPIRE', k, 7200)
-end
-return 0
-"""
-
 
 def _admit(*, owner_tag: str, address: str) -> None:
-    hour = int(time.time() // 3600)
-    limit = settings.LAB_SHARES_PER_HOUR
-    over = rds.client().eval(
-        ADMIT, 2, rds.key("shares", "o", owner_tag, hour), rds.key("shares", "a", address, hour), limit
+    admit_hourly(
+        what="shared links",
+        owner_tag=owner_tag,
+        address=address,
+        per_owner=settings.LAB_SHARES_PER_HOUR,
+        per_address=settings.LAB_SHARES_PER_HOUR,
     )
-    if over:
-        who = "you have" if over == 1 else "this address has"
-        raise Throttled(
-            f"Rate exceeded: {who} made {limit} shared links this hour; try again later",
-            code="TooManyRequestsException",
-        )
 
 
 def share_create(
@@ -452,7 +434,7 @@ def _same(share: Share, digest: str) -> Share:
 # -- forking one --------------------------------------------------------------------------
 
 
-def share_fork(*, share: Share, owner=None, session_key: str = "") -> Function:
+def share_fork(*, share: Share, owner=None, session_key: str = "", address: str | None = None) -> Function:
     """A new function of the viewer's own (their account, or their browser session) with the
     shared code, handler, settings and event. Environment values left out stay empty."""
     if share.taken_down:
@@ -462,6 +444,7 @@ def share_fork(*, share: Share, owner=None, session_key: str = "") -> Function:
     return function_create(
         owner=owner,
         session_key=session_key,
+        address=address,
         name=name,
         code=content["code"],
         handler=content["handler"],

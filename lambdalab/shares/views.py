@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from lambdalab.lab import account
 from lambdalab.lab import services as lab_services
+from lambdalab.lab import views as lab_views
 from lambdalab.lab.models import Function
 from lambdalab.lab.views import _body, _only, api  # the lab's JSON conventions, errors included
 
@@ -97,6 +98,11 @@ def share_fork(request: HttpRequest, share_id: str) -> HttpResponse:
     if share.taken_down:
         return render(request, "shares/gone.html", {"share": share}, status=410)
     key = account.session_key(request)
-    function = services.share_fork(share=share, owner=request.user, session_key=key)
+    try:
+        function = services.share_fork(
+            share=share, owner=request.user, session_key=key, address=lab_views.client_address(request)
+        )
+    except lab_services.Throttled as exc:
+        return lab_views.too_many(request, exc)
     account.remember_anonymous_owner(request, key)
     return redirect("lab:function-page", function.pk)
