@@ -189,6 +189,8 @@ if (boot.run) {
   timeline = new Timeline($("timeline"), {
     model,
     now,
+    nowWords: "the replay",
+    nowTick: "replayed",
     onSelect: (id) => select(id, { from: "timeline" }),
   });
   table = new InvocationTable($("table"), { model, now, onSelect: (id, opts) => select(id, opts) });

@@ -75,9 +75,13 @@ function laneKind(lane) {
 export class Timeline {
   /**
    * @param {HTMLElement} root where the timeline goes
-   * @param {object} opts model, now() (the server's clock), onSelect(request id), onFollowChange(bool)
+   * @param {object} opts model, now() (the server's clock, or a replay's), onSelect(request id),
+   *   onFollowChange(bool), nowWords and nowTick (what "now" is called above the lanes and on the
+   *   axis: a replay's moment is not the clock's)
    */
-  constructor(root, { model, now, onSelect, onFollowChange }) {
+  constructor(root, { model, now, onSelect, onFollowChange, nowWords = "now", nowTick = "now" }) {
+    this.nowWords = nowWords;
+    this.nowTick = nowTick;
     this.model = model;
     this.now = now;
     this.onSelect = onSelect;
@@ -340,10 +344,10 @@ export class Timeline {
       for (let t = Math.ceil(from / step) * step; t <= to; t += step) ticks.push(t);
     }
     const label = (t) => {
-      if (this.follow) return t === now ? "now" : `−${fmtTick(now - t)}`;
+      if (this.follow) return t === now ? this.nowTick : `−${fmtTick(now - t)}`;
       return new Date(t).toLocaleTimeString([], { hour12: false });
     };
-    const out = [`<text class="ax-title" x="8" y="16">${this.follow ? "following now" : "paused (drag or use Earlier/Later)"}</text>`];
+    const out = [`<text class="ax-title" x="8" y="16">${this.follow ? `following ${esc(this.nowWords)}` : "paused (drag or use Earlier/Later)"}</text>`];
     for (const t of ticks) {
       const tx = x(t);
       if (tx < LABEL_W || tx > right + 1) continue;
