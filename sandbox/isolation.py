@@ -211,6 +211,8 @@ def probe(disable: frozenset[str] = frozenset()) -> IsolationReport:
         "between tenants; code folders are per function, so never shared across functions)",
         "the jail's cgroup namespace is rooted where bwrap started, so /proc/self/cgroup names the "
         "environment's groups (no cgroup files are reachable: /sys is not mounted)",
+        "/proc/self/mountinfo shows the host paths bound at /var/task, /tmp and /var/lab (the engine's "
+        "state folder, its pid and the environment's id): names only, none of them reachable",
     ]
     try:
         if "seccomp" in disable:
