@@ -12,8 +12,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from lambdalab.lab.account import remember_anonymous_owner
 from lambdalab.lab.account import session_key as _session_key
+from lambdalab.lab.http import client_address, too_many
 from lambdalab.lab.services import LabError, Throttled
-from lambdalab.lab.views import client_address, too_many
 
 from . import dashboard, services
 from .models import Attempt, Course, Enrollment, Scenario

@@ -70,10 +70,12 @@ def _mine(request: HttpRequest, function_id):
 @require_POST
 def function_new(request: HttpRequest) -> HttpResponse:
     key = session_key(request)
-    from .views import client_address, too_many
+    from .http import client_address, too_many
 
     try:
-        function = services.function_create(owner=request.user, session_key=key, address=client_address(request))
+        function = services.function_create(
+            owner=request.user, session_key=key, address=client_address(request)
+        )
     except services.Throttled as exc:
         return too_many(request, exc)
     remember_anonymous_owner(request, key)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -15,14 +14,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from sandbox import isolation
 
 from . import account, placement, selectors, services, stream, tuning
+from .http import api, client_address, error, json_body, only, too_many
 from .models import Invocation
-
-
-def _error(
-    message: str, *, status: int = 400, field: str | None = None, code: str = "InvalidParameterValueException"
-):
-    return JsonResponse({"error": {"type": code, "field": field, "message": message}}, status=status)
-
 
 _session_key = account.session_key
 
@@ -30,44 +23,6 @@ _session_key = account.session_key
 def _owner_tag(request: HttpRequest) -> str:
     user_id = request.user.pk if request.user.is_authenticated else None
     return services.owner_tag(user_id, None if user_id else _session_key(request))
-
-
-def client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "unknown")
-
-
-def too_many(request: HttpRequest, exc: services.LabError) -> HttpResponse:
-    """A page (not JSON) refused for a bound: what and when to try again."""
-    return render(request, "lab/too_many.html", {"message": exc.message}, status=429)
-
-
-def _body(request: HttpRequest) -> dict:
-    if not request.body:
-        return {}
-    try:
-        data = json.loads(request.body)
-    except ValueError as exc:
-        raise services.LabError(
-            f"The request body is not JSON: {exc}", code="InvalidRequestContentException"
-        ) from None
-    if not isinstance(data, dict):
-        raise services.LabError(
-            "The request body must be a JSON object", code="InvalidRequestContentException"
-        )
-    return data
-
-
-def api(view):
-    """JSON in and out; a LabError is a JSON error with the field and the reason."""
-
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except services.LabError as exc:
-            return _error(exc.message, status=exc.status, field=exc.field, code=exc.code)
-
-    return wrapper
 
 
 def _function_or_404(request, function_id):
@@ -155,9 +110,12 @@ def _isolation() -> dict:
 def functions(request: HttpRequest) -> JsonResponse:
     session_key = _session_key(request)
     if request.method == "POST":
-        data = _body(request)
+        data = json_body(request)
         function = services.function_create(
-            owner=request.user, session_key=session_key, address=client_address(request), **_only(data, CREATABLE)
+            owner=request.user,
+            session_key=session_key,
+            address=client_address(request),
+            **only(data, CREATABLE),
         )
         return JsonResponse(selectors.function_dict(function), status=201)
     mine = selectors.functions_of(user=request.user, session_key=session_key).select_related("latest")
@@ -180,13 +138,6 @@ CREATABLE = (
 )
 
 
-def _only(data: dict, allowed: tuple[str, ...]) -> dict:
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise services.LabError(f"Unknown field: {unknown[0]}", field=unknown[0])
-    return data
-
-
 @require_http_methods(["GET", "PATCH", "DELETE"])
 @api
 def function_detail(request: HttpRequest, function_id) -> JsonResponse:
@@ -195,7 +146,7 @@ def function_detail(request: HttpRequest, function_id) -> JsonResponse:
         services.function_delete(function=function)
         return JsonResponse({}, status=204)
     if request.method == "PATCH":
-        update = services.function_update(function=function, **_only(_body(request), CREATABLE))
+        update = services.function_update(function=function, **only(json_body(request), CREATABLE))
         return JsonResponse(
             {
                 **selectors.function_dict(update.function),
@@ -210,7 +161,7 @@ def function_detail(request: HttpRequest, function_id) -> JsonResponse:
 @api
 def function_invoke(request: HttpRequest, function_id) -> JsonResponse:
     function = _function_or_404(request, function_id)
-    data = _only(_body(request), ("mode", "count", "event"))
+    data = only(json_body(request), ("mode", "count", "event"))
     asked = services.invocation_request(
         function=function,
         mode=data.get("mode", "once"),
@@ -253,7 +204,7 @@ class _Pending(Exception):
 @api
 def environment_control(request: HttpRequest, function_id, environment_id: str) -> JsonResponse:
     function = _function_or_404(request, function_id)
-    data = _only(_body(request), ("action", "seconds"))
+    data = only(json_body(request), ("action", "seconds"))
     worker = services.environment_control(
         function=function,
         environment_id=environment_id,
@@ -302,7 +253,7 @@ def invocation_response(request: HttpRequest, request_id) -> HttpResponse:
     try:
         row = _invocation_or_404(request, request_id)
     except _Pending:
-        return _error("The invocation has not ended yet", status=409, code="ResourceConflictException")
+        return error("The invocation has not ended yet", status=409, code="ResourceConflictException")
     return HttpResponse(bytes(row.response), content_type="application/json")
 
 
@@ -324,7 +275,7 @@ def _tuning_boot(function) -> dict:
 @api
 def function_tunings(request: HttpRequest, function_id) -> JsonResponse:
     function = _function_or_404(request, function_id)
-    data = _only(_body(request), ("sizes", "count", "event"))
+    data = only(json_body(request), ("sizes", "count", "event"))
     state = tuning.tuning_request(
         function=function,
         sizes=data.get("sizes", list(tuning.DEFAULT_SIZES)),

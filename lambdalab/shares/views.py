@@ -8,10 +8,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from lambdalab.lab import account
+from lambdalab.lab import http as lab_http
 from lambdalab.lab import services as lab_services
-from lambdalab.lab import views as lab_views
+from lambdalab.lab.http import api, json_body, only  # the lab's JSON conventions, errors included
 from lambdalab.lab.models import Function
-from lambdalab.lab.views import _body, _only, api  # the lab's JSON conventions, errors included
 
 from . import selectors, services
 from .models import Share
@@ -40,7 +40,7 @@ def function_share(request: HttpRequest, function_id) -> JsonResponse:
     function = Function.objects.select_related("latest").filter(pk=function_id).first()
     if function is None or not function.can_be_driven_by(request.user, request.session.session_key):
         raise lab_services.NotFound("Function not found", code="ResourceNotFoundException")
-    data = _only(_body(request), SHAREABLE)
+    data = only(json_body(request), SHAREABLE)
     share, created = services.share_create(
         function=function,
         owner_tag=_owner_tag(request),
@@ -100,9 +100,9 @@ def share_fork(request: HttpRequest, share_id: str) -> HttpResponse:
     key = account.session_key(request)
     try:
         function = services.share_fork(
-            share=share, owner=request.user, session_key=key, address=lab_views.client_address(request)
+            share=share, owner=request.user, session_key=key, address=lab_http.client_address(request)
         )
     except lab_services.Throttled as exc:
-        return lab_views.too_many(request, exc)
+        return lab_http.too_many(request, exc)
     account.remember_anonymous_owner(request, key)
     return redirect("lab:function-page", function.pk)

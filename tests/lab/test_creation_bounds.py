@@ -23,7 +23,10 @@ def test_an_owner_makes_at_most_so_many_functions_an_hour(small_bounds):
     for _ in range(3):
         lab.new_function()
     refused = lab.call("POST", "/api/functions", {}, status=429)["error"]
-    assert refused["type"] == "TooManyRequestsException" and "you have made 3 new functions" in refused["message"]
+    assert (
+        refused["type"] == "TooManyRequestsException"
+        and "you have made 3 new functions" in refused["message"]
+    )
     assert Function.objects.count() == 3  # nothing made by the refused request
     # the other paths are bounded too: the page's "New function", and the lab page's first visit
     page = lab.http.post("/functions/new")
