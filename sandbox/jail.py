@@ -118,16 +118,21 @@ def prune_state(root: Path, current_runtime: Path) -> list[Path]:
 
 
 def task_root(root: Path, pool_tag: str) -> Path:
-    """A pool's own folder of /var/task sources; clears those of processes that died."""
+    """A pool's own folder of /var/task sources."""
+    return pool_folder(root / "task", pool_tag)
+
+
+def pool_folder(top: Path, pool_tag: str) -> Path:
+    """A pool's own folder under ``top`` (made if need be), after clearing those of processes that
+    died. Neither is listable: one jail's folder is not found from another's name."""
     from .cgroup import owner_alive
 
-    tasks = root / "task"
-    tasks.mkdir(exist_ok=True)
-    os.chmod(tasks, 0o711)
-    for folder in tasks.iterdir():
+    top.mkdir(exist_ok=True)
+    os.chmod(top, 0o711)
+    for folder in top.iterdir():
         if not owner_alive(folder.name):
             shutil.rmtree(folder, ignore_errors=True)
-    mine = tasks / f"{pool_tag}-{next(_pools_made)}"
+    mine = top / f"{pool_tag}-{next(_pools_made)}"
     mine.mkdir()
     os.chmod(mine, 0o711)
     return mine

@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import events
+from . import events, jail
 
 log = logging.getLogger(__name__)
 
@@ -195,22 +195,6 @@ class _Connection:
         self.writing = False  # registered for EVENT_WRITE too
 
 
-def service_root(root: Path, pool_tag: str, number: int) -> Path:
-    """A pool's own folder of environment folders; clears those of processes that died."""
-    from .cgroup import owner_alive
-
-    top = root / "service"
-    top.mkdir(exist_ok=True)
-    os.chmod(top, 0o711)
-    for folder in top.iterdir():
-        if not owner_alive(folder.name):
-            shutil.rmtree(folder, ignore_errors=True)
-    mine = top / f"{pool_tag}-{number}"
-    mine.mkdir()
-    os.chmod(mine, 0o711)  # not listable: one jail's folder is not found from another's name
-    return mine
-
-
 def make_directory(path: Path) -> None:
     """An environment's folder, as the jail mounts it: root's (or ours), readable, read-only in it."""
     path.mkdir(mode=0o755, exist_ok=True)
@@ -226,8 +210,6 @@ class LabService:
     service's thread (rate-limited per function).
     """
 
-    _made = 0
-
     def __init__(
         self,
         state_dir: Path,
@@ -236,8 +218,7 @@ class LabService:
         *,
         max_functions: int = MAX_FUNCTIONS,
     ) -> None:
-        LabService._made += 1
-        self.root = service_root(state_dir, pool_tag, LabService._made)
+        self.root = jail.pool_folder(state_dir / "service", pool_tag)
         self.max_functions = max_functions
         self._emit = emit
         self._lock = threading.Lock()
